@@ -1,0 +1,40 @@
+# Two commands do everything on a fresh Debian machine with Python 3.11:
+#   make demo   - set up, then a real training run on Fashion-MNIST (a few minutes on 2 CPU cores)
+#   make test   - set up, then ruff + the test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup data demo test lint format clean
+
+setup: $(STAMP) data
+
+# The venv is rebuilt when the dependency list changes. torch + torchvision come from the registry as a
+# matched pair (the CPU-only torch wheel on some machines must not be mixed with the registry's torchvision).
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+data:
+	bash scripts/install-data.sh
+
+demo: setup
+	$(BIN)/lit-early-phase fit --config configs/demo_fashion_mnist.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache lightning_logs

@@ -1,0 +1,409 @@
+"""`EnlightenmentCallback`: find where the enlightenment period ends and switch the strategy there.
+
+Shaped like Lightning's ``EarlyStopping``: arguments validated in the constructor, timing resolved in ``setup``,
+a pure decision method (:meth:`EnlightenmentCallback.decide`) behind thin hooks, a latched phase in
+``state_dict`` and a decision computed from values reduced over all ranks, so every rank switches at the same
+step.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import deque
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from typing_extensions import override
+
+from lit_early_phase.callbacks.duration import Duration
+from lit_early_phase.strategies import Strategy, StrategyName, resolve_strategy
+
+RUNNING_ACC = "enlightenment/running_acc"
+PREFIX = "enlightenment/"
+
+
+class EnlightenmentCallback(Callback):
+    """End the enlightenment period when accuracy reaches a threshold (or after a fixed length) and switch strategy.
+
+    From step 0 the strategy's period settings are in force (e.g. no Mixup for :class:`MixupPause`). The period
+    ends, once and for good, at the first check where:
+
+    * a fixed ``duration`` is reached (if given; the monitor is then ignored), else
+    * ``max_duration`` is reached (a guard; the log says so), else
+    * the monitored value reaches ``threshold`` and ``min_duration`` (if any) has passed.
+
+    The default monitor is a running training accuracy: correct/total counts that the module records at each
+    step (a mixed sample counts against its dominant label), summed over the last ``window`` batches and over
+    all ranks, checked every ``check_every_n_steps`` optimizer steps. Any logged metric (``"val/acc"``) can be
+    monitored instead; it is checked when produced (after validation, at epoch ends, and every
+    ``check_every_n_steps`` steps if logged in training), averaged over ranks.
+
+    Logged at every step to every logger: ``enlightenment/phase`` (1 inside the period, 0 after),
+    ``enlightenment/alpha``, ``enlightenment/lambda_mean``, ``enlightenment/mixed_fraction``,
+    ``enlightenment/removed_fraction`` (what the module applied); at each check ``enlightenment/monitor``; once,
+    ``enlightenment/boundary_step`` and ``enlightenment/boundary_epoch``. The end is announced in one rank-zero
+    line with its reason, and summarised again at the end of ``fit``.
+
+    Args:
+        strategy: a :class:`~lit_early_phase.strategies.Strategy` or ``"auto"`` (Mixup Pause if the module
+            mixes, High-Loss Removal otherwise), ``"mixup_pause"``, ``"alpha_boost"``, ``"high_loss_removal"``.
+        monitor: ``None`` for the built-in running training accuracy, or the name of a logged metric.
+        threshold: the period ends when the monitor reaches it (``mode="max"``) or falls to it (``"min"``).
+            For accuracies (the default monitor, or ``chance_adjusted``) it must be in ``(0, 1)``.
+        mode: ``"max"`` (accuracy-like) or ``"min"`` (loss-like).
+        chance_adjusted: compare ``(acc - 1/K) / (1 - 1/K)`` instead of the raw accuracy (``K`` from
+            ``num_classes`` or the module's ``num_classes``).
+        num_classes: ``K`` for the chance level; ``None`` reads the module's.
+        window: batches summed into the running accuracy.
+        check_every_n_steps: optimizer steps between checks of a step-level monitor.
+        duration: a fixed period length instead of the monitor (``"10ep"``, ``"500st"``, ``"0.05dur"``...).
+        min_duration: the period lasts at least this long.
+        max_duration: the period lasts at most this long (default ``"0.2dur"``: a fifth of the run);
+            ``None`` for no guard.
+        verbose: announce the boundary and a summary at the end of ``fit`` (rank zero).
+
+    Raises:
+        ValueError: for an unknown strategy, a threshold out of range, bad window/check/duration arguments.
+
+    Example:
+        >>> import lightning as L
+        >>> from lit_early_phase import EnlightenmentCallback
+        >>> from lit_early_phase.strategies import AlphaBoost
+        >>> cb = EnlightenmentCallback(strategy=AlphaBoost(alpha=1.0), threshold=0.5)
+        >>> cb.in_period, cb.boundary_step
+        (True, None)
+        >>> trainer = L.Trainer(callbacks=[EnlightenmentCallback()], logger=False,
+        ...                     enable_checkpointing=False, enable_progress_bar=False)
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy | StrategyName = "auto",
+        monitor: str | None = None,
+        threshold: float = 0.5,
+        mode: Literal["max", "min"] = "max",
+        chance_adjusted: bool = False,
+        num_classes: int | None = None,
+        window: int = 20,
+        check_every_n_steps: int = 10,
+        duration: str | int | float | None = None,
+        min_duration: str | int | float | None = None,
+        max_duration: str | int | float | None = "0.2dur",
+        verbose: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(strategy, Strategy):
+            resolve_strategy(strategy, None)  # validates the name now, before any training
+        if mode not in ("max", "min"):
+            raise ValueError(f"`mode` must be 'max' or 'min', got {mode!r}.")
+        if not (isinstance(threshold, int | float) and not isinstance(threshold, bool) and math.isfinite(threshold)):
+            raise ValueError(f"`threshold` must be a finite number, got {threshold!r}.")
+        if (monitor is None or chance_adjusted) and not 0 < threshold < 1:
+            raise ValueError(
+                f"`threshold={threshold!r}` is not an accuracy: with the built-in running accuracy (monitor=None) "
+                f"or `chance_adjusted=True` it must be in (0, 1); the paper's value is 0.5."
+            )
+        if monitor is not None and (not isinstance(monitor, str) or not monitor):
+            raise ValueError(f"`monitor` must be a metric name or None, got {monitor!r}.")
+        for name, value in (("window", window), ("check_every_n_steps", check_every_n_steps)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
+        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 2):
+            raise ValueError(f"`num_classes` must be an int >= 2 or None, got {num_classes!r}.")
+        self.strategy_arg = strategy
+        self.monitor = monitor
+        self.threshold = float(threshold)
+        self.mode = mode
+        self.chance_adjusted = chance_adjusted
+        self.num_classes = num_classes
+        self.window = window
+        self.check_every_n_steps = check_every_n_steps
+        self.duration = None if duration is None else Duration.parse(duration, name="duration")
+        self.min_duration = None if min_duration is None else Duration.parse(min_duration, name="min_duration")
+        self.max_duration = None if max_duration is None else Duration.parse(max_duration, name="max_duration")
+        self.verbose = verbose
+
+        self.strategy: Strategy | None = strategy if isinstance(strategy, Strategy) else None
+        # latched state (saved in checkpoints)
+        self.in_period = True
+        self.boundary_step: int | None = None
+        self.boundary_epoch: int | None = None
+        self.reason = ""
+        self.last_value: float | None = None
+        self.num_checks = 0
+        self._window: deque[tuple[Any, Any]] = deque(maxlen=window)
+        self._last_step = -1
+        self._total_steps = math.inf
+        self._chance: float | None = None
+
+    # ----------------------------------------------------------------------------------------------------------
+    @property
+    def state_key(self) -> str:
+        """Distinguishes several instances in one checkpoint (as ``EarlyStopping`` does)."""
+        strategy = self.strategy_arg if isinstance(self.strategy_arg, str) else type(self.strategy_arg).__name__
+        return self._generate_state_key(
+            strategy=strategy, monitor=self.monitor, threshold=self.threshold,
+            duration=None if self.duration is None else self.duration.spec,
+        )  # fmt: skip
+
+    @property
+    def monitor_name(self) -> str:
+        """The metric checked: the running accuracy's key or the user's metric."""
+        return self.monitor or RUNNING_ACC
+
+    # ----------------------------------------------------------------------------------------------------------
+    # the pure decision
+    def adjust(self, value: float) -> float:
+        """The value compared with the threshold (chance-adjusted if asked)."""
+        if self.chance_adjusted and self._chance is not None:
+            return (value - self._chance) / (1.0 - self._chance)
+        return value
+
+    def decide(self, *, value: float | None, step: int, epochs_done: int) -> tuple[bool, str]:
+        """Decide whether the period ends now. Pure: reads arguments and configuration only.
+
+        Args:
+            value: the monitor's value at this check (already reduced over ranks), or ``None`` if no check of the
+                monitor happens now.
+            step: optimizer steps done.
+            epochs_done: whole epochs done.
+
+        Returns:
+            ``(ended, reason)``.
+        """
+        at = {"step": step, "epochs_done": epochs_done, "total_steps": self._total_steps}
+        if self.min_duration is not None and not self.min_duration.reached(**at):
+            return False, ""
+        if self.duration is not None:
+            if self.duration.reached(**at):
+                return True, f"fixed duration {self.duration.spec} reached"
+            return False, ""
+        if self.max_duration is not None and self.max_duration.reached(**at):
+            shown = "never checked" if self.last_value is None else f"last {self.last_value:.4f}"
+            return True, (
+                f"max_duration guard {self.max_duration.spec} reached before {self.monitor_name} got to "
+                f"{self.threshold} ({shown})"
+            )
+        if value is not None:
+            compared = self.adjust(value)
+            hit = compared >= self.threshold if self.mode == "max" else compared <= self.threshold
+            if hit:
+                what = "chance-adjusted " if self.chance_adjusted else ""
+                sign = ">=" if self.mode == "max" else "<="
+                return True, f"{what}{self.monitor_name} = {compared:.4f} {sign} threshold {self.threshold}"
+        return False, ""
+
+    # ----------------------------------------------------------------------------------------------------------
+    # Lightning hooks
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Resolve the strategy for this module and refuse modules that cannot serve it."""
+        if stage != "fit":
+            return
+        self.strategy = resolve_strategy(self.strategy_arg, pl_module)
+        self.strategy.check(pl_module)
+        k = self.num_classes or getattr(pl_module, "enlightenment_num_classes", None)
+        if self.chance_adjusted and k is None:
+            raise ValueError(
+                "`chance_adjusted=True` needs the number of classes: pass `num_classes=` to "
+                f"EnlightenmentCallback; {type(pl_module).__name__} has no `num_classes`."
+            )
+        self._chance = None if k is None else 1.0 / k
+        if not self.chance_adjusted and self.mode == "max" and self.monitor is None and self._chance is not None:
+            if self.threshold <= self._chance and self.duration is None:
+                rank_zero_warn(
+                    f"EnlightenmentCallback: threshold {self.threshold} is at or below chance (1/{k} = "
+                    f"{self._chance:.3f}) for {k} classes, so the period may end at once. Set "
+                    f"`chance_adjusted=True` (compares (acc - 1/K)/(1 - 1/K)) or a higher threshold."
+                )
+
+    @override
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Put the phase in force (after a resume too) and learn the run's length for fractional durations."""
+        assert self.strategy is not None  # set in setup
+        self._total_steps = float(trainer.estimated_stepping_batches)
+        for name, d in (("duration", self.duration), ("min_duration", self.min_duration),
+                        ("max_duration", self.max_duration)):  # fmt: skip
+            if d is not None and d.unit == "dur" and not math.isfinite(self._total_steps):
+                if name == "max_duration" and self.max_duration is not None and self.max_duration.spec == "0.2dur":
+                    rank_zero_warn("EnlightenmentCallback: the run has no known length; the default "
+                                   "max_duration guard ('0.2dur') is off. Set `max_duration` in epochs or steps.")
+                    self.max_duration = None
+                else:
+                    d.end_step(total_steps=self._total_steps)  # raises a clear error
+        if self.in_period:
+            self.strategy.enter(pl_module)  # type: ignore[arg-type]
+        else:
+            self.strategy.exit(pl_module)  # type: ignore[arg-type]
+
+    @override
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        """Fresh step record, so nothing of the last step is reported as applied again."""
+        from lit_early_phase.modules.knobs import StepRecord
+
+        pl_module.enlightenment_record = StepRecord()
+
+    @override
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        """Log what was applied; every ``check_every_n_steps`` steps, decide."""
+        rec = pl_module.enlightenment_record
+        if self.in_period and self.monitor is None:
+            self._window.append((rec.correct, rec.total))
+        log = {"on_step": True, "on_epoch": False, "batch_size": 1}
+        pl_module.log(PREFIX + "phase", float(self.in_period), **log)
+        pl_module.log(PREFIX + "alpha", float(rec.alpha), **log)
+        pl_module.log(PREFIX + "lambda_mean", rec.lambda_mean.float(), **log)
+        pl_module.log(PREFIX + "mixed_fraction", rec.mixed_fraction.float(), **log)
+        pl_module.log(PREFIX + "removed_fraction", float(rec.removed_fraction), **log)
+
+        step = trainer.global_step
+        if not self.in_period or step == self._last_step:  # latched, or inside a gradient-accumulation cycle
+            return
+        self._last_step = step
+        value = None
+        if step % self.check_every_n_steps == 0 and self.duration is None:
+            value = self._step_monitor_value(trainer)
+            if value is not None:
+                pl_module.log(PREFIX + "monitor", self.adjust(value), **log)
+        self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
+
+    @override
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Check a user monitor produced by validation."""
+        if trainer.sanity_checking or not self.in_period or self.monitor is None or self.duration is not None:
+            return
+        self._maybe_end(trainer, pl_module, self._logged_value(trainer, strict=False),
+                        epochs_done=trainer.current_epoch)  # fmt: skip
+
+    @override
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Check epoch-level lengths and epoch-level user monitors (strict: the metric must exist by now)."""
+        if not self.in_period:
+            return
+        value = None
+        if self.monitor is not None and self.duration is None:
+            value = self._logged_value(trainer, strict=True)
+        self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch + 1)
+
+    @override
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """One summary line: where the period ended and the final metrics."""
+        if not self.verbose:
+            return
+        finals = {k: float(v) for k, v in trainer.callback_metrics.items()
+                  if k.startswith(("val/", "train/acc")) and k.endswith(("acc", "loss", "acc_epoch"))}  # fmt: skip
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(finals.items()))
+        if self.in_period:
+            rank_zero_info(f"Enlightenment period: still running at the end of fit (step {trainer.global_step}). "
+                           f"Final: {shown}")  # fmt: skip
+        else:
+            rank_zero_info(f"Enlightenment period: ended at step {self.boundary_step} (epoch {self.boundary_epoch}); "
+                           f"{self.reason}. Final: {shown}")  # fmt: skip
+
+    # ----------------------------------------------------------------------------------------------------------
+    def _step_monitor_value(self, trainer: L.Trainer) -> float | None:
+        if self.monitor is not None:
+            if self.monitor not in trainer.callback_metrics:
+                return None  # produced at epoch or validation end: checked there
+            return self._logged_value(trainer, strict=False)
+        if not self._window:
+            return None
+        counts = torch.stack([torch.stack([torch.as_tensor(c), torch.as_tensor(t)]) for c, t in self._window])
+        counts = counts.to(device=trainer.strategy.root_device, dtype=torch.float64).sum(0)
+        counts = trainer.strategy.reduce(counts, reduce_op="sum")
+        correct, total = float(counts[0]), float(counts[1])
+        if total == 0:
+            raise RuntimeError(
+                "EnlightenmentCallback: the module recorded no predictions for the running accuracy. Call "
+                "`self.classification_step(...)` or `self.record_accuracy(correct, total)` in `training_step`, or "
+                "set `monitor=` to a metric you log (e.g. 'train/acc')."
+            )
+        self.last_value = correct / total
+        return self.last_value
+
+    def _logged_value(self, trainer: L.Trainer, *, strict: bool) -> float | None:
+        assert self.monitor is not None
+        metrics = trainer.callback_metrics
+        if self.monitor not in metrics:
+            if strict:
+                raise RuntimeError(
+                    f"EnlightenmentCallback could not find the monitored metric {self.monitor!r}. Logged metrics: "
+                    f"{sorted(metrics)}. Log it with `self.log({self.monitor!r}, ...)` or choose one of those."
+                )
+            return None
+        value = torch.as_tensor(metrics[self.monitor], dtype=torch.float64, device=trainer.strategy.root_device)
+        value = trainer.strategy.reduce(value, reduce_op="mean")
+        self.last_value = float(value)
+        return self.last_value
+
+    def _maybe_end(self, trainer: L.Trainer, pl_module: L.LightningModule, value: float | None, *,
+                   epochs_done: int) -> None:  # fmt: skip
+        if value is not None:
+            self.num_checks += 1
+        ended, reason = self.decide(value=value, step=trainer.global_step, epochs_done=epochs_done)
+        if not ended:
+            return
+        assert self.strategy is not None
+        self.in_period = False
+        self.boundary_step = trainer.global_step
+        self.boundary_epoch = trainer.current_epoch
+        self.reason = reason
+        self._window.clear()
+        self.strategy.exit(pl_module)  # type: ignore[arg-type]
+        for logger in trainer.loggers:
+            logger.log_metrics(
+                {PREFIX + "boundary_step": float(self.boundary_step), PREFIX + "boundary_epoch": float(self.boundary_epoch)},
+                step=trainer.global_step,
+            )
+        if self.verbose:
+            rank_zero_info(f"Enlightenment period ended at step {self.boundary_step} (epoch {self.boundary_epoch}): "
+                           f"{reason}. {type(self.strategy).__name__} switched to the configured settings.")  # fmt: skip
+        if value is not None and self.num_checks == 1 and self.duration is None:
+            rank_zero_warn(
+                f"EnlightenmentCallback: {self.monitor_name} was already past the threshold at the first check "
+                f"(step {self.boundary_step}), so the enlightenment period was practically empty (a pretrained "
+                f"model?). Consider a fixed short `duration` (e.g. '0.02dur' or '200st') instead of the metric.",
+                category=UserWarning,
+            )
+
+    # ----------------------------------------------------------------------------------------------------------
+    @override
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values: the latched phase, the boundary, the running window and the strategy's arguments."""
+        return {
+            "in_period": self.in_period,
+            "boundary_step": self.boundary_step,
+            "boundary_epoch": self.boundary_epoch,
+            "reason": self.reason,
+            "last_value": self.last_value,
+            "num_checks": self.num_checks,
+            "last_step": self._last_step,
+            "window": [(int(c), int(t)) for c, t in self._window],
+            "strategy": None if self.strategy is None else self.strategy.state_dict(),
+        }
+
+    @override
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the latched phase (new keys read with defaults, so older checkpoints load)."""
+        self.in_period = state_dict.get("in_period", True)
+        self.boundary_step = state_dict.get("boundary_step")
+        self.boundary_epoch = state_dict.get("boundary_epoch")
+        self.reason = state_dict.get("reason", "")
+        self.last_value = state_dict.get("last_value")
+        self.num_checks = state_dict.get("num_checks", 0)
+        self._last_step = state_dict.get("last_step", -1)
+        saved_window = state_dict.get("window", [])
+        self._window = deque(((torch.tensor(c), torch.tensor(t)) for c, t in saved_window), maxlen=self.window)
+        saved = state_dict.get("strategy")
+        if saved and self.strategy is not None and saved != self.strategy.state_dict():
+            warnings.warn(
+                f"EnlightenmentCallback: the checkpoint was saved with strategy {saved}, this run uses "
+                f"{self.strategy.state_dict()}; the saved phase is kept.",
+                stacklevel=2,
+            )

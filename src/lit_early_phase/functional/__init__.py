@@ -1,0 +1,35 @@
+"""Pure tensor code: mixing, soft targets, per-sample losses, high-loss removal. No Lightning imports."""
+
+from lit_early_phase.functional.losses import count_correct, soft_cross_entropy
+from lit_early_phase.functional.mixing import (
+    MIX_MODES,
+    MixMode,
+    MixOutput,
+    MixParams,
+    apply_mix,
+    mix_batch,
+    sample_beta,
+    sample_mix_params,
+    smooth_one_hot,
+    validate_mix_args,
+)
+from lit_early_phase.functional.removal import DropOutput, drop_highest, num_to_remove, validate_drop_args
+
+__all__ = [
+    "MIX_MODES",
+    "DropOutput",
+    "MixMode",
+    "MixOutput",
+    "MixParams",
+    "apply_mix",
+    "count_correct",
+    "drop_highest",
+    "mix_batch",
+    "num_to_remove",
+    "sample_beta",
+    "sample_mix_params",
+    "smooth_one_hot",
+    "soft_cross_entropy",
+    "validate_drop_args",
+    "validate_mix_args",
+]

@@ -1,0 +1,389 @@
+"""On-device Mixup and CutMix with soft targets, per-batch or per-element λ, and any batch size.
+
+Pure tensor code (no Lightning). The batch is mixed where it already lives (usually the accelerator, in the
+main process), so a run-time change of α takes effect at the very next batch: nothing is frozen inside
+DataLoader workers.
+
+Design notes (after timm's ``data/mixup.py`` and Composer's ``mixup_batch``, minus their sharp edges):
+
+* pairing is a random cyclic shift over a random permutation, so every sample gets a partner other than itself
+  whenever ``B >= 2``, odd batch sizes work, and ``B == 1`` is a no-op rather than an error;
+* the parameters (who is mixed, with whom, with which λ, which box) are sampled first and returned, then
+  applied, so callers can log exactly what happened;
+* targets are always dense ``(B, num_classes)`` float tensors, mixed or not, so the loss never changes format
+  when a strategy switches mixing on or off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+MixMode = Literal["batch", "elem"]
+MIX_MODES: tuple[str, ...] = ("batch", "elem")
+
+
+@dataclass(frozen=True)
+class MixParams:
+    """What one call of :func:`sample_mix_params` decided for a batch.
+
+    Attributes:
+        partner: ``(B,)`` long, index of the sample each sample is mixed with.
+        lam: ``(B,)`` float, weight of each sample's own input and label (1.0 where not mixed). For CutMix it
+            is the share of the image that stays the sample's own after the box is clipped to the image.
+        mixed: ``(B,)`` bool, whether the sample was mixed.
+        cutmix: ``(B,)`` bool, whether the sample was mixed by CutMix (else Mixup, or not at all).
+        boxes: ``(B, 2 * S)`` long, the CutMix box per sample as ``(start_0, end_0, start_1, end_1, ...)`` over
+            the ``S`` spatial dims (all zero where there is no box).
+        alpha: the Mixup α in effect when the parameters were sampled.
+        cutmix_alpha: the CutMix α in effect when the parameters were sampled.
+    """
+
+    partner: Tensor
+    lam: Tensor
+    mixed: Tensor
+    cutmix: Tensor
+    boxes: Tensor
+    alpha: float
+    cutmix_alpha: float
+
+
+@dataclass(frozen=True)
+class MixOutput:
+    """A mixed batch and the record of what was applied.
+
+    Attributes:
+        inputs: the mixed inputs, same shape and dtype as the inputs given.
+        targets: ``(B, num_classes)`` float soft targets (label smoothing applied, then blended by λ).
+        dominant: ``(B,)`` long, the label that carries the larger weight in each target (the sample's own
+            label where ``lam >= 0.5``): what accuracy is counted against while mixing.
+        params: the sampled :class:`MixParams`.
+    """
+
+    inputs: Tensor
+    targets: Tensor
+    dominant: Tensor
+    params: MixParams
+
+    @property
+    def lam_mean(self) -> Tensor:
+        """Mean λ over the batch (1.0 when nothing was mixed)."""
+        return self.params.lam.mean()
+
+    @property
+    def mixed_fraction(self) -> Tensor:
+        """Fraction of the samples of the batch that were mixed."""
+        return self.params.mixed.float().mean()
+
+
+def _check_alpha(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+        raise ValueError(
+            f"`{name}` must be a finite number >= 0 (0 turns it off), got {value!r}. "
+            f"Typical values: 0.2-1.0 for Mixup, 1.0 for CutMix."
+        )
+
+
+def _check_prob(name: str, value: float) -> None:
+    if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
+        raise ValueError(f"`{name}` must be a probability in [0, 1], got {value!r}.")
+
+
+def validate_mix_args(
+    *,
+    mixup_alpha: float,
+    cutmix_alpha: float,
+    prob: float = 1.0,
+    switch_prob: float = 0.5,
+    mode: str = "batch",
+    label_smoothing: float = 0.0,
+) -> None:
+    """Check mixing arguments and raise a :class:`ValueError` that names the bad one.
+
+    Args:
+        mixup_alpha: Mixup α (>= 0).
+        cutmix_alpha: CutMix α (>= 0).
+        prob: probability that a batch (``mode="batch"``) or a sample (``mode="elem"``) is mixed.
+        switch_prob: probability of CutMix rather than Mixup when both α are > 0.
+        mode: ``"batch"`` (one λ per batch) or ``"elem"`` (one λ per sample).
+        label_smoothing: label smoothing in ``[0, 1)``.
+
+    Raises:
+        ValueError: if any argument is out of range.
+
+    Example:
+        >>> validate_mix_args(mixup_alpha=0.2, cutmix_alpha=0.0)
+        >>> validate_mix_args(mixup_alpha=-1.0, cutmix_alpha=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: `mixup_alpha` must be a finite number >= 0 (0 turns it off), got -1.0. ...
+    """
+    _check_alpha("mixup_alpha", mixup_alpha)
+    _check_alpha("cutmix_alpha", cutmix_alpha)
+    _check_prob("mix_prob", prob)
+    _check_prob("switch_prob", switch_prob)
+    if mode not in MIX_MODES:
+        raise ValueError(f"`mix_mode` must be one of {MIX_MODES}, got {mode!r}.")
+    if not (isinstance(label_smoothing, int | float) and 0.0 <= label_smoothing < 1.0):
+        raise ValueError(f"`label_smoothing` must be in [0, 1), got {label_smoothing!r}.")
+
+
+def sample_beta(alpha: float, size: int, *, generator: torch.Generator | None = None) -> Tensor:
+    """Sample ``size`` values from ``Beta(alpha, alpha)`` on the CPU, driven by a ``torch.Generator``.
+
+    torch's own Beta/Gamma samplers accept no generator, so a NumPy generator is seeded from the torch one:
+    the torch generator stays the single source (and the single state) of randomness.
+
+    Args:
+        alpha: the Beta concentration, > 0.
+        size: number of samples.
+        generator: torch generator to draw from (the global one when ``None``).
+
+    Returns:
+        A float32 CPU tensor of shape ``(size,)`` in ``[0, 1]``.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> lam = sample_beta(0.4, 3, generator=g)
+        >>> bool(((lam >= 0) & (lam <= 1)).all())
+        True
+    """
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    values = np.random.default_rng(seed).beta(alpha, alpha, size=size)
+    return torch.from_numpy(values).float()
+
+
+def sample_mix_params(
+    batch_size: int,
+    spatial_shape: tuple[int, ...],
+    *,
+    mixup_alpha: float,
+    cutmix_alpha: float = 0.0,
+    prob: float = 1.0,
+    switch_prob: float = 0.5,
+    mode: MixMode = "batch",
+    generator: torch.Generator | None = None,
+) -> MixParams:
+    """Sample who is mixed, with whom, with which λ and (for CutMix) which box. All on the CPU.
+
+    Args:
+        batch_size: ``B``.
+        spatial_shape: the spatial dims of one input (``(H, W)`` for images, ``(L,)`` for series). CutMix
+            needs 1 or 2 of them; Mixup works on any shape.
+        mixup_alpha: Mixup α (0 = no Mixup).
+        cutmix_alpha: CutMix α (0 = no CutMix).
+        prob: probability that the batch (``"batch"``) or each sample (``"elem"``) is mixed.
+        switch_prob: probability of CutMix rather than Mixup when both are on.
+        mode: ``"batch"`` shares one λ (and one box) over the batch; ``"elem"`` draws them per sample.
+        generator: torch generator (seed it per rank for distributed runs).
+
+    Returns:
+        The sampled :class:`MixParams`.
+
+    Raises:
+        ValueError: for out-of-range arguments, or CutMix on inputs with no or more than 2 spatial dims.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> p = sample_mix_params(5, (8, 8), mixup_alpha=1.0, generator=g)
+        >>> bool((p.partner != torch.arange(5)).all())  # nobody is paired with itself
+        True
+    """
+    validate_mix_args(
+        mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob, switch_prob=switch_prob, mode=mode
+    )
+    n_spatial = len(spatial_shape)
+    if cutmix_alpha > 0 and n_spatial not in (1, 2):
+        raise ValueError(
+            f"CutMix needs inputs with 1 (series) or 2 (images) spatial dims after (B, C), got spatial shape "
+            f"{tuple(spatial_shape)}. Set `cutmix_alpha=0` for this data."
+        )
+    b = batch_size
+    ones = torch.ones(b)
+    no = torch.zeros(b, dtype=torch.bool)
+    boxes = torch.zeros(b, 2 * n_spatial, dtype=torch.long)
+    identity = torch.arange(b)
+    if b < 2 or (mixup_alpha <= 0 and cutmix_alpha <= 0) or prob <= 0:
+        return MixParams(identity, ones, no, no, boxes, float(mixup_alpha), float(cutmix_alpha))
+
+    # Random cyclic pairing: sample i's partner is the next one in a random order (a derangement for B >= 2).
+    order = torch.randperm(b, generator=generator)
+    partner = torch.empty(b, dtype=torch.long)
+    partner[order] = order.roll(-1)
+
+    draws = b if mode == "elem" else 1
+    gate = torch.rand(draws, generator=generator) < prob
+    if mixup_alpha > 0 and cutmix_alpha > 0:
+        use_cutmix = torch.rand(draws, generator=generator) < switch_prob
+    else:
+        use_cutmix = torch.full((draws,), cutmix_alpha > 0)
+    lam_mixup = sample_beta(mixup_alpha, draws, generator=generator) if mixup_alpha > 0 else torch.ones(draws)
+    lam_cut = sample_beta(cutmix_alpha, draws, generator=generator) if cutmix_alpha > 0 else torch.ones(draws)
+    lam = torch.where(use_cutmix, lam_cut, lam_mixup)
+    if draws == 1:
+        gate, use_cutmix, lam = gate.expand(b), use_cutmix.expand(b), lam.expand(b)
+
+    cut = gate & use_cutmix
+    if bool(cut.any()):
+        # Box of area ~ (1 - λ) of the input centred uniformly, clipped to the input (timm's rand_bbox); λ is
+        # then corrected to the share that is really kept.
+        cut_frac = (1.0 - lam).clamp(0, 1) ** (1.0 / n_spatial)
+        kept_share = torch.ones(b)
+        box_rand = torch.rand(draws, n_spatial, generator=generator).expand(b, n_spatial)
+        for d, size in enumerate(spatial_shape):
+            half = (cut_frac * size).long() // 2
+            centre = (box_rand[:, d] * size).long()
+            start = (centre - half).clamp(0, size)
+            end = (centre + half).clamp(0, size)
+            boxes[:, 2 * d] = torch.where(cut, start, 0)
+            boxes[:, 2 * d + 1] = torch.where(cut, end, 0)
+            kept_share = kept_share * (end - start).float() / size
+        lam = torch.where(cut, 1.0 - kept_share, lam)
+    lam = torch.where(gate, lam, ones)
+    return MixParams(partner, lam.contiguous(), gate.clone(), cut, boxes, float(mixup_alpha), float(cutmix_alpha))
+
+
+def smooth_one_hot(labels: Tensor, num_classes: int, *, smoothing: float = 0.0) -> Tensor:
+    """Dense targets from integer labels, with label smoothing.
+
+    Args:
+        labels: ``(B,)`` integer labels.
+        num_classes: ``K``.
+        smoothing: mass spread uniformly over all classes (``1 - smoothing + smoothing / K`` on the label).
+
+    Returns:
+        ``(B, K)`` float32 targets whose rows sum to 1.
+
+    Example:
+        >>> smooth_one_hot(torch.tensor([1]), 4, smoothing=0.2)
+        tensor([[0.0500, 0.8500, 0.0500, 0.0500]])
+    """
+    off = smoothing / num_classes
+    targets = torch.full((labels.shape[0], num_classes), off, device=labels.device, dtype=torch.float32)
+    return targets.scatter_(1, labels.long().unsqueeze(1), 1.0 - smoothing + off)
+
+
+def _box_mask(boxes: Tensor, spatial_shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """``(B, 1, *spatial)`` bool mask that is True inside each sample's box."""
+    mask = None
+    for d, size in enumerate(spatial_shape):
+        pos = torch.arange(size, device=device)
+        inside = (pos >= boxes[:, 2 * d, None]) & (pos < boxes[:, 2 * d + 1, None])  # (B, size)
+        view = [boxes.shape[0]] + [1] * len(spatial_shape)
+        view[1 + d] = size
+        inside = inside.view(view)
+        mask = inside if mask is None else mask & inside
+    assert mask is not None  # internal invariant: spatial_shape is non-empty for CutMix
+    return mask.unsqueeze(1)
+
+
+def apply_mix(inputs: Tensor, labels: Tensor, params: MixParams, *, num_classes: int, smoothing: float = 0.0):
+    """Apply sampled :class:`MixParams` to a batch on its own device.
+
+    Args:
+        inputs: ``(B, C, *spatial)`` inputs (for Mixup any ``(B, ...)`` shape works).
+        labels: ``(B,)`` integer labels.
+        params: parameters from :func:`sample_mix_params` for this batch size.
+        num_classes: ``K`` for the dense targets.
+        smoothing: label smoothing.
+
+    Returns:
+        A :class:`MixOutput`.
+
+    Example:
+        >>> x, y = torch.zeros(2, 1, 4, 4), torch.tensor([0, 1])
+        >>> x[1] = 1.0
+        >>> p = sample_mix_params(2, (4, 4), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+        >>> out = apply_mix(x, y, p, num_classes=2)
+        >>> torch.allclose(out.inputs[0].mean(), 1 - p.lam[0])  # sample 0 received (1 - λ) of sample 1
+        True
+    """
+    device = inputs.device
+    targets = smooth_one_hot(labels, num_classes, smoothing=smoothing)
+    if not bool(params.mixed.any()):
+        return MixOutput(inputs, targets, labels.long(), params)
+    partner = params.partner.to(device, non_blocking=True)
+    lam = params.lam.to(device, non_blocking=True)
+    lam_x = lam.to(inputs.dtype).view(-1, *([1] * (inputs.dim() - 1)))
+    # Mixup where not CutMix: lam_mixup is 1 for CutMix samples so lerp leaves them untouched.
+    lam_mixup = torch.where(params.cutmix.to(device), torch.ones_like(lam_x.view(-1)), lam_x.view(-1))
+    other = inputs.index_select(0, partner)
+    mixed = torch.lerp(other, inputs, lam_mixup.view_as(lam_x))
+    if bool(params.cutmix.any()):
+        mask = _box_mask(params.boxes.to(device), tuple(inputs.shape[2:]), device)
+        mixed = torch.where(mask, other, mixed)
+    lam_t = lam.unsqueeze(1)
+    targets = torch.lerp(targets.index_select(0, partner), targets, lam_t)
+    dominant = torch.where(lam >= 0.5, labels.long(), labels.long().index_select(0, partner))
+    return MixOutput(mixed, targets, dominant, params)
+
+
+def mix_batch(
+    inputs: Tensor,
+    labels: Tensor,
+    *,
+    num_classes: int,
+    mixup_alpha: float,
+    cutmix_alpha: float = 0.0,
+    prob: float = 1.0,
+    switch_prob: float = 0.5,
+    mode: MixMode = "batch",
+    label_smoothing: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> MixOutput:
+    """Mix a batch with Mixup and/or CutMix and build soft targets, in one call.
+
+    Args:
+        inputs: ``(B, C, *spatial)`` inputs on any device.
+        labels: ``(B,)`` integer labels on the same device.
+        num_classes: ``K``.
+        mixup_alpha: Mixup α (0 = off).
+        cutmix_alpha: CutMix α (0 = off).
+        prob: probability of mixing the batch (``"batch"``) or each sample (``"elem"``).
+        switch_prob: probability of CutMix rather than Mixup when both are on.
+        mode: ``"batch"`` or ``"elem"`` (per-sample λ, gate and method).
+        label_smoothing: label smoothing applied before blending.
+        generator: CPU torch generator for the random draws (seed it per rank).
+
+    Returns:
+        A :class:`MixOutput` with the mixed inputs, dense targets, dominant labels and the parameters.
+
+    Raises:
+        ValueError: for out-of-range arguments or labels that are not a ``(B,)`` integer tensor.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> out = mix_batch(torch.randn(3, 1, 8, 8), torch.tensor([0, 1, 2]), num_classes=3,
+        ...                 mixup_alpha=0.4, generator=g)
+        >>> out.targets.sum(1)
+        tensor([1., 1., 1.])
+    """
+    if labels.dim() != 1 or labels.dtype.is_floating_point or labels.shape[0] != inputs.shape[0]:
+        raise ValueError(
+            f"`labels` must be a 1-D integer tensor with one label per input, got shape {tuple(labels.shape)} "
+            f"and dtype {labels.dtype} for inputs of shape {tuple(inputs.shape)}."
+        )
+    validate_mix_args(
+        mixup_alpha=mixup_alpha,
+        cutmix_alpha=cutmix_alpha,
+        prob=prob,
+        switch_prob=switch_prob,
+        mode=mode,
+        label_smoothing=label_smoothing,
+    )
+    params = sample_mix_params(
+        inputs.shape[0],
+        tuple(inputs.shape[2:]),
+        mixup_alpha=mixup_alpha,
+        cutmix_alpha=cutmix_alpha,
+        prob=prob,
+        switch_prob=switch_prob,
+        mode=mode,
+        generator=generator,
+    )
+    return apply_mix(inputs, labels, params, num_classes=num_classes, smoothing=label_smoothing)

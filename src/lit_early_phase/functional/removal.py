@@ -1,0 +1,120 @@
+"""High-Loss Removal: keep the lowest-loss samples of a batch and normalise by what is kept."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class DropOutput:
+    """Result of :func:`drop_highest`.
+
+    Attributes:
+        loss: scalar loss over the kept samples (a zero still connected to the graph if none is kept).
+        kept: ``(B,)`` bool mask of the samples that count.
+        num_removed: how many samples were removed (python int, known without a device sync).
+        removed_fraction: ``num_removed / B`` (0.0 for an empty batch).
+    """
+
+    loss: Tensor
+    kept: Tensor
+    num_removed: int
+    removed_fraction: float
+
+
+def validate_drop_args(fraction: float, count: int | None) -> None:
+    """Raise a :class:`ValueError` naming the bad High-Loss Removal argument.
+
+    Args:
+        fraction: share of each batch to remove, in ``[0, 1)``.
+        count: exact number to remove per batch (``None`` to use ``fraction``), ``>= 0``.
+
+    Raises:
+        ValueError: if ``fraction`` is outside ``[0, 1)`` or ``count`` is negative or not an int.
+
+    Example:
+        >>> validate_drop_args(0.1, None)
+        >>> validate_drop_args(1.0, None)
+        Traceback (most recent call last):
+        ...
+        ValueError: `drop_fraction` must be in [0, 1) (the share of each batch removed), got 1.0. ...
+    """
+    if not (isinstance(fraction, int | float) and 0.0 <= fraction < 1.0):
+        raise ValueError(
+            f"`drop_fraction` must be in [0, 1) (the share of each batch removed), got {fraction!r}. "
+            f"Use a small value such as 0.05-0.1, or `drop_count` for an exact number."
+        )
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
+        raise ValueError(f"`drop_count` must be an int >= 0 or None, got {count!r}.")
+
+
+def num_to_remove(batch_size: int, *, fraction: float = 0.0, count: int | None = None) -> int:
+    """How many samples a batch of ``batch_size`` loses: ``count`` if given, else ``round(fraction * B)``.
+
+    Rounding half up (not down) so that small batches still lose a sample at fractions like 0.1 on 5-9
+    samples; never more than the batch.
+
+    Args:
+        batch_size: ``B``.
+        fraction: share to remove, in ``[0, 1)``.
+        count: exact number to remove, or ``None``.
+
+    Returns:
+        The number of samples to remove.
+
+    Example:
+        >>> num_to_remove(32, fraction=0.1), num_to_remove(4, fraction=0.1), num_to_remove(3, count=5)
+        (3, 0, 3)
+    """
+    validate_drop_args(fraction, count)
+    k = count if count is not None else math.floor(fraction * batch_size + 0.5)
+    return min(k, batch_size)
+
+
+def drop_highest(
+    losses: Tensor,
+    *,
+    fraction: float = 0.0,
+    count: int | None = None,
+    weights: Tensor | None = None,
+) -> DropOutput:
+    """Remove the highest per-sample losses of a batch and average the rest by what is kept.
+
+    With ``weights`` (e.g. the number of response tokens of each sequence, with ``losses`` the per-sequence
+    mean), samples are ranked by ``losses`` and the result is ``sum(w * loss) / sum(w)`` over the kept ones, i.e.
+    normalised by kept tokens. When nothing is kept (or every weight is 0) the loss is ``0 * losses.sum()``: zero,
+    but still connected to the parameters, so DDP's gradient all-reduce does not hang on this rank.
+
+    Args:
+        losses: ``(B,)`` per-sample losses.
+        fraction: share of the batch to remove (see :func:`num_to_remove`).
+        count: exact number to remove per batch (overrides ``fraction``).
+        weights: optional ``(B,)`` non-negative weights of each sample in the average.
+
+    Returns:
+        A :class:`DropOutput`.
+
+    Raises:
+        ValueError: for a bad ``fraction``/``count`` or a ``losses`` tensor that is not 1-D.
+
+    Example:
+        >>> out = drop_highest(torch.tensor([1.0, 5.0, 2.0, 3.0]), fraction=0.25)
+        >>> out.loss, out.kept.tolist()
+        (tensor(2.), [True, False, True, True])
+    """
+    if losses.dim() != 1:
+        raise ValueError(f"`losses` must be 1-D (one loss per sample), got shape {tuple(losses.shape)}.")
+    b = losses.shape[0]
+    k = num_to_remove(b, fraction=fraction, count=count)
+    kept = torch.ones(b, dtype=torch.bool, device=losses.device)
+    if k > 0:
+        kept[torch.topk(losses.detach(), k).indices] = False
+    w = kept.to(losses.dtype) if weights is None else weights.to(losses.dtype) * kept
+    total = w.sum()
+    # `losses * w` keeps the graph even where w == 0; clamp avoids 0/0 for the all-dropped batch.
+    loss = (losses * w).sum() / total.clamp_min(torch.finfo(losses.dtype).tiny)
+    return DropOutput(loss, kept, k, k / b if b else 0.0)

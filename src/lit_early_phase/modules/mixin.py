@@ -1,0 +1,251 @@
+"""`EnlightenmentMixin`: the knobs and helpers that let any LightningModule serve the strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lit_early_phase.functional import (
+    DropOutput,
+    MixMode,
+    MixOutput,
+    count_correct,
+    drop_highest,
+    mix_batch,
+    soft_cross_entropy,
+    validate_mix_args,
+)
+from lit_early_phase.modules.knobs import Knobs, StepRecord
+
+
+@dataclass(frozen=True)
+class ClassificationStep:
+    """Everything :meth:`EnlightenmentMixin.classification_step` computed for one batch.
+
+    Attributes:
+        loss: scalar training loss (after High-Loss Removal, normalised by the kept samples).
+        logits: ``(B, K)`` model outputs on the (possibly mixed) inputs.
+        mix: the :class:`~lit_early_phase.functional.MixOutput` (inputs, targets, dominant labels, λ).
+        losses: ``(B,)`` per-sample losses before removal.
+        drop: the :class:`~lit_early_phase.functional.DropOutput` (which samples were kept).
+    """
+
+    loss: Tensor
+    logits: Tensor
+    mix: MixOutput
+    losses: Tensor
+    drop: DropOutput
+
+
+class EnlightenmentMixin:
+    """Run-time data-distribution knobs for a LightningModule, and helpers that apply them in ``training_step``.
+
+    Put it first in the bases, call :meth:`configure_enlightenment` in ``__init__`` and use either the one-call
+    :meth:`classification_step` or its parts (:meth:`mix`, :meth:`reduce_losses`, :meth:`record_accuracy`).
+    The :class:`~lit_early_phase.EnlightenmentCallback` turns ``knobs`` through a strategy and reads
+    ``enlightenment_record`` after each step.
+
+    Mixing happens on the batch's device in the main process. λ comes from a CPU ``torch.Generator`` re-seeded at
+    each step from ``(mix_seed, global rank, epoch, batch index)``: ranks draw different λ, a run is reproducible
+    under a seed, and resuming from a checkpoint replays exactly the same draws, with no generator state to save.
+
+    Example:
+        >>> import lightning as L
+        >>> class Tiny(EnlightenmentMixin, L.LightningModule):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.net = torch.nn.Linear(4, 3)
+        ...         self.configure_enlightenment(num_classes=3, mixup_alpha=0.2)
+        ...     def training_step(self, batch, batch_idx):
+        ...         x, y = batch
+        ...         return self.classification_step(x, y, self.net).loss
+        >>> m = Tiny()
+        >>> step = m.classification_step(torch.randn(6, 4), torch.arange(6) % 3, m.net)
+        >>> step.mix.targets.shape, m.enlightenment_record.alpha
+        (torch.Size([6, 3]), 0.2)
+    """
+
+    knobs_base: Knobs
+    knobs: Knobs
+    enlightenment_record: StepRecord
+
+    def configure_enlightenment(
+        self,
+        *,
+        num_classes: int | None,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
+        switch_prob: float = 0.5,
+        mix_mode: MixMode = "batch",
+        label_smoothing: float = 0.0,
+        drop_fraction: float = 0.0,
+        drop_count: int | None = None,
+        mix_seed: int | None = None,
+    ) -> None:
+        """Set the configured (base) knobs and the fixed mixing settings.
+
+        Args:
+            num_classes: number of classes ``K`` (``None`` for modules that do not classify into classes, e.g.
+                causal LMs; then chance-adjusted thresholds are unavailable and mixing is refused).
+            mixup_alpha: configured Mixup α (0 = off).
+            cutmix_alpha: configured CutMix α (0 = off).
+            mix_prob: probability of mixing a batch (or sample, ``mix_mode="elem"``).
+            switch_prob: probability of CutMix rather than Mixup when both α > 0.
+            mix_mode: ``"batch"`` (one λ per batch) or ``"elem"`` (one λ per sample).
+            label_smoothing: label smoothing of the soft targets, in ``[0, 1)``.
+            drop_fraction: configured High-Loss Removal share (normally 0; strategies set it in the period).
+            drop_count: configured exact removal count per batch (normally ``None``).
+            mix_seed: seed of the mixing draws; ``None`` derives it from the global seed (``seed_everything``).
+
+        Raises:
+            ValueError: for ``num_classes < 2`` or any out-of-range mixing or removal argument.
+        """
+        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                        or num_classes < 2):
+            raise ValueError(
+                f"`num_classes` must be an int >= 2 (the number of classes in the data), got {num_classes!r}."
+            )
+        validate_mix_args(
+            mixup_alpha=mixup_alpha,
+            cutmix_alpha=cutmix_alpha,
+            prob=mix_prob,
+            switch_prob=switch_prob,
+            mode=mix_mode,
+            label_smoothing=label_smoothing,
+        )
+        if num_classes is None and (mixup_alpha > 0 or cutmix_alpha > 0):
+            raise ValueError("Mixing needs `num_classes` for its soft targets; set `num_classes` or α = 0.")
+        self.enlightenment_num_classes = num_classes
+        self.knobs_base = Knobs(
+            mixup_alpha=float(mixup_alpha),
+            cutmix_alpha=float(cutmix_alpha),
+            mix_prob=float(mix_prob),
+            drop_fraction=float(drop_fraction),
+            drop_count=drop_count,
+        )
+        self.knobs = self.knobs_base
+        self.switch_prob = float(switch_prob)
+        self.mix_mode: MixMode = mix_mode
+        self.label_smoothing = float(label_smoothing)
+        self.mix_seed = mix_seed
+        self.enlightenment_record = StepRecord()
+        self._mix_generator = torch.Generator()
+        self._mix_generator.manual_seed(torch.initial_seed() if mix_seed is None else mix_seed)
+
+    # ----------------------------------------------------------------------------------------------------------
+    # knobs
+    def set_knobs(self, **changes: Any) -> Knobs:
+        """Put ``knobs_base`` with ``changes`` in force (validated); no change restores the base.
+
+        Args:
+            **changes: fields of :class:`Knobs` to override.
+
+        Returns:
+            The knobs now in force.
+
+        Raises:
+            ValueError: for an out-of-range value.
+            TypeError: for a name that is not a knob.
+        """
+        self.knobs = replace(self.knobs_base, **changes)
+        return self.knobs
+
+    # ----------------------------------------------------------------------------------------------------------
+    # randomness
+    def _step_generator(self) -> torch.Generator:
+        """The generator for this step: re-seeded from (seed, rank, epoch, batch) when attached to a Trainer."""
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            return self._mix_generator
+        seed = torch.initial_seed() if self.mix_seed is None else self.mix_seed
+        key = [
+            seed % 2**63,
+            int(trainer.global_rank),
+            int(trainer.current_epoch),
+            int(trainer.fit_loop.epoch_loop.batch_progress.current.ready),
+        ]
+        # SeedSequence hashes the tuple into well-spread bits (consecutive keys give unrelated streams).
+        self._mix_generator.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+        return self._mix_generator
+
+    # ----------------------------------------------------------------------------------------------------------
+    # helpers for training_step
+    def mix(self, inputs: Tensor, labels: Tensor) -> MixOutput:
+        """Mix a batch with the knobs in force and record α, mean λ and the mixed fraction.
+
+        Args:
+            inputs: ``(B, C, *spatial)`` inputs on the device.
+            labels: ``(B,)`` integer labels.
+
+        Returns:
+            The :class:`~lit_early_phase.functional.MixOutput`; its targets are dense even when nothing is mixed.
+        """
+        if self.enlightenment_num_classes is None:
+            raise RuntimeError("`mix` needs `num_classes`; this module was configured without classes.")
+        k = self.knobs
+        out = mix_batch(
+            inputs,
+            labels,
+            num_classes=self.enlightenment_num_classes,
+            mixup_alpha=k.mixup_alpha,
+            cutmix_alpha=k.cutmix_alpha,
+            prob=k.mix_prob,
+            switch_prob=self.switch_prob,
+            mode=self.mix_mode,
+            label_smoothing=self.label_smoothing,
+            generator=self._step_generator() if k.mixes else None,
+        )
+        rec = self.enlightenment_record
+        rec.alpha, rec.cutmix_alpha = k.mixup_alpha, k.cutmix_alpha
+        rec.lambda_mean, rec.mixed_fraction = out.lam_mean, out.mixed_fraction
+        return out
+
+    def reduce_losses(self, losses: Tensor, weights: Tensor | None = None) -> DropOutput:
+        """Average per-sample losses, removing the highest ones if the knobs say so, and record the share.
+
+        Args:
+            losses: ``(B,)`` per-sample losses (per-sequence means for language models).
+            weights: optional ``(B,)`` weights (e.g. response tokens per sequence) to normalise by.
+
+        Returns:
+            The :class:`~lit_early_phase.functional.DropOutput`; ``.loss`` is what to return from the step.
+        """
+        k = self.knobs
+        out = drop_highest(losses, fraction=k.drop_fraction, count=k.drop_count, weights=weights)
+        self.enlightenment_record.removed_fraction = out.removed_fraction
+        return out
+
+    def record_accuracy(self, correct: Tensor, total: Tensor) -> None:
+        """Record the step's correct/total counts that the callback's running accuracy is built from.
+
+        Args:
+            correct: number of correct predictions (0-dim tensor).
+            total: number of predictions counted (0-dim tensor).
+        """
+        self.enlightenment_record.correct, self.enlightenment_record.total = correct.detach(), total.detach()
+
+    def classification_step(
+        self, inputs: Tensor, labels: Tensor, forward: Callable[[Tensor], Tensor]
+    ) -> ClassificationStep:
+        """Mix, forward, per-sample soft cross-entropy, High-Loss Removal and accuracy counts, in one call.
+
+        Args:
+            inputs: ``(B, C, *spatial)`` inputs.
+            labels: ``(B,)`` integer labels.
+            forward: the model, called once on the mixed inputs (no extra forward pass for removal).
+
+        Returns:
+            A :class:`ClassificationStep`; return its ``.loss`` from ``training_step``.
+        """
+        mixed = self.mix(inputs, labels)
+        logits = forward(mixed.inputs)
+        losses = soft_cross_entropy(logits, mixed.targets)
+        drop = self.reduce_losses(losses)
+        self.record_accuracy(*count_correct(logits.detach(), mixed.dominant))
+        return ClassificationStep(drop.loss, logits, mixed, losses, drop)
