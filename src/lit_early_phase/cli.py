@@ -19,11 +19,13 @@ class EnlightenmentCLI(LightningCLI):
         parser.set_defaults({"trainer.enable_model_summary": False})
 
 
-def main(args: list[str] | None = None) -> EnlightenmentCLI:
-    """Run the CLI (``args`` for programmatic use and tests; ``None`` reads ``sys.argv``).
+def build_cli(args: list[str] | None = None, *, run: bool = True) -> EnlightenmentCLI:
+    """Parse ``args`` (``None`` reads ``sys.argv``), build trainer, model and data, and run the subcommand.
 
     Args:
-        args: command-line arguments, e.g. ``["fit", "--config", "configs/fashion_mnist_mixup.yaml"]``.
+        args: command-line arguments, e.g. ``["fit", "--config", "configs/fashion_mnist_mixup.yaml"]``; with
+            ``run=False`` no subcommand, e.g. ``["--config", "configs/demo_fashion_mnist.yaml"]``.
+        run: run the subcommand (``False`` only instantiates, as LightningCLI's ``run`` argument).
 
     Returns:
         The CLI object (its ``trainer``, ``model`` and ``datamodule`` are set).
@@ -36,7 +38,17 @@ def main(args: list[str] | None = None) -> EnlightenmentCLI:
         save_config_kwargs={"overwrite": True},
         args=args,
         auto_configure_optimizers=False,
+        run=run,
     )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console-script entry point ``lit-early-phase``.
+
+    Args:
+        args: command-line arguments (``None`` reads ``sys.argv``).
+    """
+    build_cli(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

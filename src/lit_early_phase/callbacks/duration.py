@@ -9,12 +9,23 @@ from typing import Literal
 
 Unit = Literal["ep", "st", "dur"]
 _UNITS = {
-    "ep": "ep", "epoch": "ep", "epochs": "ep",
-    "st": "st", "step": "st", "steps": "st", "ba": "st", "batch": "st", "batches": "st",
-    "dur": "dur", "%": "dur",
-}  # fmt: skip
+    "ep": "ep",
+    "epoch": "ep",
+    "epochs": "ep",
+    "st": "st",
+    "step": "st",
+    "steps": "st",
+    "ba": "st",
+    "batch": "st",
+    "batches": "st",
+    "dur": "dur",
+    "%": "dur",
+}
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*([a-z%]+)\s*$")
-FORMS = "'10ep' (epochs), '500st' (optimizer steps), '0.1dur' or '10%' (share of the run), an int (epochs) or a float in (0, 1] (share of the run)"
+FORMS = (
+    "'10ep' (epochs), '500st' (optimizer steps), '0.1dur' or '10%' (share of the run), an int (epochs) or a "
+    "float in (0, 1] (share of the run)"
+)
 
 
 @dataclass(frozen=True)

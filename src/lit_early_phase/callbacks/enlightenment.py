@@ -146,9 +146,11 @@ class EnlightenmentCallback(Callback):
         """Distinguishes several instances in one checkpoint (as ``EarlyStopping`` does)."""
         strategy = self.strategy_arg if isinstance(self.strategy_arg, str) else type(self.strategy_arg).__name__
         return self._generate_state_key(
-            strategy=strategy, monitor=self.monitor, threshold=self.threshold,
+            strategy=strategy,
+            monitor=self.monitor,
+            threshold=self.threshold,
             duration=None if self.duration is None else self.duration.spec,
-        )  # fmt: skip
+        )
 
     @property
     def monitor_name(self) -> str:
@@ -175,27 +177,34 @@ class EnlightenmentCallback(Callback):
         Returns:
             ``(ended, reason)``.
         """
+        cause, reason = self._decide(value=value, step=step, epochs_done=epochs_done)
+        return cause is not None, reason
+
+    def _decide(self, *, value: float | None, step: int, epochs_done: int) -> tuple[str | None, str]:
+        """``(cause, reason)`` with cause ``None`` (go on), ``"duration"``, ``"max_duration"`` or ``"monitor"``."""
         at = {"step": step, "epochs_done": epochs_done, "total_steps": self._total_steps}
         if self.min_duration is not None and not self.min_duration.reached(**at):
-            return False, ""
+            return None, ""
         if self.duration is not None:
             if self.duration.reached(**at):
-                return True, f"fixed duration {self.duration.spec} reached"
-            return False, ""
+                return "duration", f"fixed duration {self.duration.spec} reached"
+            return None, ""
         if self.max_duration is not None and self.max_duration.reached(**at):
-            shown = "never checked" if self.last_value is None else f"last {self.last_value:.4f}"
-            return True, (
+            shown = "never checked" if self.last_value is None else f"last {self.adjust(self.last_value):.4f}"
+            return "max_duration", (
                 f"max_duration guard {self.max_duration.spec} reached before {self.monitor_name} got to "
                 f"{self.threshold} ({shown})"
             )
         if value is not None:
             compared = self.adjust(value)
-            hit = compared >= self.threshold if self.mode == "max" else compared <= self.threshold
-            if hit:
+            if compared >= self.threshold if self.mode == "max" else compared <= self.threshold:
                 what = "chance-adjusted " if self.chance_adjusted else ""
                 sign = ">=" if self.mode == "max" else "<="
-                return True, f"{what}{self.monitor_name} = {compared:.4f} {sign} threshold {self.threshold}"
-        return False, ""
+                return (
+                    "monitor",
+                    f"{what}{self.monitor_name} = {compared:.4f} {sign} threshold {self.threshold}",
+                )
+        return None, ""
 
     # ----------------------------------------------------------------------------------------------------------
     # Lightning hooks
@@ -213,25 +222,30 @@ class EnlightenmentCallback(Callback):
                 f"EnlightenmentCallback; {type(pl_module).__name__} has no `num_classes`."
             )
         self._chance = None if k is None else 1.0 / k
-        if not self.chance_adjusted and self.mode == "max" and self.monitor is None and self._chance is not None:
-            if self.threshold <= self._chance and self.duration is None:
-                rank_zero_warn(
-                    f"EnlightenmentCallback: threshold {self.threshold} is at or below chance (1/{k} = "
-                    f"{self._chance:.3f}) for {k} classes, so the period may end at once. Set "
-                    f"`chance_adjusted=True` (compares (acc - 1/K)/(1 - 1/K)) or a higher threshold."
-                )
+        at_chance = self._chance is not None and self.threshold <= self._chance
+        if at_chance and not self.chance_adjusted and self.mode == "max" and self.monitor is None and not self.duration:
+            rank_zero_warn(
+                f"EnlightenmentCallback: threshold {self.threshold} is at or below chance (1/{k} = "
+                f"{self._chance:.3f}) for {k} classes, so the period may end at once. Set "
+                f"`chance_adjusted=True` (compares (acc - 1/K)/(1 - 1/K)) or a higher threshold."
+            )
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Put the phase in force (after a resume too) and learn the run's length for fractional durations."""
         assert self.strategy is not None  # set in setup
         self._total_steps = float(trainer.estimated_stepping_batches)
-        for name, d in (("duration", self.duration), ("min_duration", self.min_duration),
-                        ("max_duration", self.max_duration)):  # fmt: skip
+        for name, d in (
+            ("duration", self.duration),
+            ("min_duration", self.min_duration),
+            ("max_duration", self.max_duration),
+        ):
             if d is not None and d.unit == "dur" and not math.isfinite(self._total_steps):
                 if name == "max_duration" and self.max_duration is not None and self.max_duration.spec == "0.2dur":
-                    rank_zero_warn("EnlightenmentCallback: the run has no known length; the default "
-                                   "max_duration guard ('0.2dur') is off. Set `max_duration` in epochs or steps.")
+                    rank_zero_warn(
+                        "EnlightenmentCallback: the run has no known length; the default "
+                        "max_duration guard ('0.2dur') is off. Set `max_duration` in epochs or steps."
+                    )
                     self.max_duration = None
                 else:
                     d.end_step(total_steps=self._total_steps)  # raises a clear error
@@ -241,7 +255,9 @@ class EnlightenmentCallback(Callback):
             self.strategy.exit(pl_module)  # type: ignore[arg-type]
 
     @override
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         """Fresh step record, so nothing of the last step is reported as applied again."""
         from lit_early_phase.modules.knobs import StepRecord
 
@@ -278,8 +294,9 @@ class EnlightenmentCallback(Callback):
         """Check a user monitor produced by validation."""
         if trainer.sanity_checking or not self.in_period or self.monitor is None or self.duration is not None:
             return
-        self._maybe_end(trainer, pl_module, self._logged_value(trainer, strict=False),
-                        epochs_done=trainer.current_epoch)  # fmt: skip
+        self._maybe_end(
+            trainer, pl_module, self._logged_value(trainer, strict=False), epochs_done=trainer.current_epoch
+        )
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -296,15 +313,19 @@ class EnlightenmentCallback(Callback):
         """One summary line: where the period ended and the final metrics."""
         if not self.verbose:
             return
-        finals = {k: float(v) for k, v in trainer.callback_metrics.items()
-                  if k.startswith(("val/", "train/acc")) and k.endswith(("acc", "loss", "acc_epoch"))}  # fmt: skip
+        finals = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") or k == "train/acc_epoch"
+        }
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(finals.items()))
         if self.in_period:
-            rank_zero_info(f"Enlightenment period: still running at the end of fit (step {trainer.global_step}). "
-                           f"Final: {shown}")  # fmt: skip
+            rank_zero_info(
+                f"Enlightenment period: still running at the end of fit (step {trainer.global_step}). Final: {shown}"
+            )
         else:
-            rank_zero_info(f"Enlightenment period: ended at step {self.boundary_step} (epoch {self.boundary_epoch}); "
-                           f"{self.reason}. Final: {shown}")  # fmt: skip
+            rank_zero_info(
+                f"Enlightenment period: ended at step {self.boundary_step} (epoch {self.boundary_epoch}); "
+                f"{self.reason}. Final: {shown}"
+            )
 
     # ----------------------------------------------------------------------------------------------------------
     def _step_monitor_value(self, trainer: L.Trainer) -> float | None:
@@ -342,12 +363,13 @@ class EnlightenmentCallback(Callback):
         self.last_value = float(value)
         return self.last_value
 
-    def _maybe_end(self, trainer: L.Trainer, pl_module: L.LightningModule, value: float | None, *,
-                   epochs_done: int) -> None:  # fmt: skip
+    def _maybe_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, value: float | None, *, epochs_done: int
+    ) -> None:
         if value is not None:
             self.num_checks += 1
-        ended, reason = self.decide(value=value, step=trainer.global_step, epochs_done=epochs_done)
-        if not ended:
+        cause, reason = self._decide(value=value, step=trainer.global_step, epochs_done=epochs_done)
+        if cause is None:
             return
         assert self.strategy is not None
         self.in_period = False
@@ -358,13 +380,18 @@ class EnlightenmentCallback(Callback):
         self.strategy.exit(pl_module)  # type: ignore[arg-type]
         for logger in trainer.loggers:
             logger.log_metrics(
-                {PREFIX + "boundary_step": float(self.boundary_step), PREFIX + "boundary_epoch": float(self.boundary_epoch)},
+                {
+                    PREFIX + "boundary_step": float(self.boundary_step),
+                    PREFIX + "boundary_epoch": float(self.boundary_epoch),
+                },
                 step=trainer.global_step,
             )
         if self.verbose:
-            rank_zero_info(f"Enlightenment period ended at step {self.boundary_step} (epoch {self.boundary_epoch}): "
-                           f"{reason}. {type(self.strategy).__name__} switched to the configured settings.")  # fmt: skip
-        if value is not None and self.num_checks == 1 and self.duration is None:
+            rank_zero_info(
+                f"Enlightenment period ended at step {self.boundary_step} (epoch {self.boundary_epoch}): "
+                f"{reason}. {type(self.strategy).__name__} switched to the configured settings."
+            )
+        if cause == "monitor" and self.num_checks == 1:
             rank_zero_warn(
                 f"EnlightenmentCallback: {self.monitor_name} was already past the threshold at the first check "
                 f"(step {self.boundary_step}), so the enlightenment period was practically empty (a pretrained "

@@ -103,7 +103,18 @@ class FashionMNISTDataModule(InMemoryImageDataModule):
 
     mean = 0.2860
     std = 0.3530
-    classes = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+    classes = (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
 
     def __init__(self, data_dir: str | None = None, download: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -21,9 +21,7 @@ class ImageTensorDataset(Dataset):
         augment: a torchvision v2 transform applied to each ``(C, H, W)`` uint8 image, or ``None``.
     """
 
-    def __init__(
-        self, images: Tensor, labels: Tensor, *, mean: float, std: float, augment: Any | None = None
-    ) -> None:
+    def __init__(self, images: Tensor, labels: Tensor, *, mean: float, std: float, augment: Any | None = None) -> None:
         self.images = images if images.dim() == 4 else images.unsqueeze(1)
         self.labels = labels.long()
         self.mean, self.std, self.augment = mean, std, augment
@@ -122,7 +120,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         x_train, y_train, x_test, y_test = self.load_arrays()
         self.image_size = tuple(x_train.shape[-2:])
         n = x_train.shape[0]
-        n_val = int(round(self.val_size * n)) if isinstance(self.val_size, float) else self.val_size
+        n_val = round(self.val_size * n) if isinstance(self.val_size, float) else self.val_size
         if n_val >= n:
             raise ValueError(f"`val_size={self.val_size}` leaves no training images out of {n}.")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(self.split_seed))
@@ -130,9 +128,7 @@ class InMemoryImageDataModule(L.LightningDataModule):
         if self.train_subset is not None:
             train_idx = train_idx[: self.train_subset]
         kw = {"mean": self.mean, "std": self.std}
-        self.train_set = ImageTensorDataset(
-            x_train[train_idx], y_train[train_idx], augment=self._augmentation(), **kw
-        )
+        self.train_set = ImageTensorDataset(x_train[train_idx], y_train[train_idx], augment=self._augmentation(), **kw)
         self.val_set = ImageTensorDataset(x_train[val_idx], y_train[val_idx], **kw) if n_val else None
         self.test_set = ImageTensorDataset(x_test, y_test, **kw)
 

@@ -57,9 +57,7 @@ class MNIST5kDataModule(InMemoryImageDataModule):
         images = torch.from_numpy(x.reshape(-1, 28, 28).astype(np.uint8))
         labels = torch.from_numpy(y.astype(np.int64))
         rng = np.random.default_rng(0)
-        test = np.concatenate(
-            [rng.permutation(np.flatnonzero(y == c))[: self.test_per_class] for c in range(10)]
-        )
+        test = np.concatenate([rng.permutation(np.flatnonzero(y == c))[: self.test_per_class] for c in range(10)])
         is_test = np.zeros(len(y), dtype=bool)
         is_test[test] = True
         train = torch.from_numpy(~is_test)

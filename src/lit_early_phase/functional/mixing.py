@@ -194,9 +194,7 @@ def sample_mix_params(
         >>> bool((p.partner != torch.arange(5)).all())  # nobody is paired with itself
         True
     """
-    validate_mix_args(
-        mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob, switch_prob=switch_prob, mode=mode
-    )
+    validate_mix_args(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob, switch_prob=switch_prob, mode=mode)
     n_spatial = len(spatial_shape)
     if cutmix_alpha > 0 and n_spatial not in (1, 2):
         raise ValueError(

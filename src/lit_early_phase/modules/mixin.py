@@ -50,7 +50,7 @@ class EnlightenmentMixin:
     The :class:`~lit_early_phase.EnlightenmentCallback` turns ``knobs`` through a strategy and reads
     ``enlightenment_record`` after each step.
 
-    Mixing happens on the batch's device in the main process. λ comes from a CPU ``torch.Generator`` re-seeded at
+    Mixing happens on the batch's device in the main process. λ comes from a CPU ``torch.Generator`` seeded at
     each step from ``(mix_seed, global rank, epoch, batch index)``: ranks draw different λ, a run is reproducible
     under a seed, and resuming from a checkpoint replays exactly the same draws, with no generator state to save.
 
@@ -106,8 +106,9 @@ class EnlightenmentMixin:
         Raises:
             ValueError: for ``num_classes < 2`` or any out-of-range mixing or removal argument.
         """
-        if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
-                                        or num_classes < 2):
+        if num_classes is not None and (
+            isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2
+        ):
             raise ValueError(
                 f"`num_classes` must be an int >= 2 (the number of classes in the data), got {num_classes!r}."
             )
@@ -135,8 +136,7 @@ class EnlightenmentMixin:
         self.label_smoothing = float(label_smoothing)
         self.mix_seed = mix_seed
         self.enlightenment_record = StepRecord()
-        self._mix_generator = torch.Generator()
-        self._mix_generator.manual_seed(torch.initial_seed() if mix_seed is None else mix_seed)
+        self._mix_calls = 0
 
     # ----------------------------------------------------------------------------------------------------------
     # knobs
@@ -159,20 +159,26 @@ class EnlightenmentMixin:
     # ----------------------------------------------------------------------------------------------------------
     # randomness
     def _step_generator(self) -> torch.Generator:
-        """The generator for this step: re-seeded from (seed, rank, epoch, batch) when attached to a Trainer."""
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None:
-            return self._mix_generator
+        """A generator for this step, seeded from (seed, rank, epoch, batch) when attached to a Trainer.
+
+        A fresh ``torch.Generator`` per step (it costs microseconds) rather than one kept on the module: the
+        draws then depend only on where training is, so a resumed run replays them, and the module holds no
+        generator, which ``ddp_spawn`` could not send to its processes.
+        """
         seed = torch.initial_seed() if self.mix_seed is None else self.mix_seed
-        key = [
-            seed % 2**63,
-            int(trainer.global_rank),
-            int(trainer.current_epoch),
-            int(trainer.fit_loop.epoch_loop.batch_progress.current.ready),
-        ]
-        # SeedSequence hashes the tuple into well-spread bits (consecutive keys give unrelated streams).
-        self._mix_generator.manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
-        return self._mix_generator
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:  # used outside a Trainer: a reproducible stream of calls
+            self._mix_calls += 1
+            key = [seed % 2**63, self._mix_calls]
+        else:
+            key = [
+                seed % 2**63,
+                int(trainer.global_rank),
+                int(trainer.current_epoch),
+                int(trainer.fit_loop.epoch_loop.batch_progress.current.ready),
+            ]
+        # SeedSequence hashes the key into well-spread bits (neighbouring keys give unrelated streams).
+        return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
 
     # ----------------------------------------------------------------------------------------------------------
     # helpers for training_step

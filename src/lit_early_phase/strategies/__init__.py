@@ -10,9 +10,7 @@ from lit_early_phase.strategies.high_loss_removal import HighLossRemoval
 from lit_early_phase.strategies.mixup_pause import MixupPause
 
 StrategyName = Literal["auto", "mixup_pause", "alpha_boost", "high_loss_removal"]
-STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (MixupPause, AlphaBoost, HighLossRemoval)
-}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (MixupPause, AlphaBoost, HighLossRemoval)}
 
 
 def resolve_strategy(strategy: Strategy | str, module: Any) -> Strategy:

@@ -1,0 +1,101 @@
+"""Small modules and trainer settings shared by the tests (Lightning's BoringModel idea)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lit_early_phase.modules import EnlightenmentMixin
+
+
+def trainer_kwargs(tmp_path: Path, **overrides) -> dict:
+    kw = {
+        "default_root_dir": tmp_path,
+        "accelerator": "cpu",
+        "devices": 1,
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "num_sanity_val_steps": 0,
+    }
+    kw.update(overrides)
+    return kw
+
+
+def linear_schedule(batch: int, rank: int = 0) -> float:
+    """Scripted training accuracy of the batch with global index ``batch``: 0.0, 0.01, 0.02, ..."""
+    return min(batch / 100.0, 1.0)
+
+
+class ScriptedModule(EnlightenmentMixin, L.LightningModule):
+    """A linear classifier on random data whose recorded accuracy follows a script (by global batch index).
+
+    It really mixes (when ``mixup_alpha > 0``) and really removes (when the knobs say so), and it keeps a trace of
+    what each training step applied, so tests can assert on the knobs, λ and removed samples step by step.
+    """
+
+    def __init__(
+        self,
+        schedule: Callable[[int, int], float] = linear_schedule,
+        num_classes: int = 4,
+        mixup_alpha: float = 0.0,
+        val_schedule: Callable[[int], float] | None = None,
+        mix_seed: int | None = 0,
+    ) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.val_schedule = val_schedule
+        self.net = torch.nn.Linear(8, num_classes)
+        self.configure_enlightenment(num_classes=num_classes, mixup_alpha=mixup_alpha, mix_seed=mix_seed)
+        self.trace: list[dict] = []
+        self.batches_seen = 0
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        step = self.classification_step(x, y, self.net)
+        index = self.trainer.global_step
+        acc = self.schedule(index, self.global_rank)
+        self.record_accuracy(torch.tensor(round(acc * 100)), torch.tensor(100))
+        self.trace.append(
+            {
+                "step": index,
+                "alpha": self.knobs.mixup_alpha,
+                "drop_fraction": self.knobs.drop_fraction,
+                "lam": step.mix.params.lam.clone(),
+                "kept": step.drop.kept.clone(),
+                "losses": step.losses.detach().clone(),
+            }
+        )
+        return step.loss
+
+    def validation_step(self, batch, batch_idx):
+        if self.val_schedule is not None:
+            self.log("val/acc", self.val_schedule(self.current_epoch))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def random_loader(n: int = 64, batch_size: int = 8, num_classes: int = 4, seed: int = 0) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 8, generator=g)
+    y = torch.randint(0, num_classes, (n,), generator=g)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+
+
+def read_metrics(log_dir: Path) -> list[dict[str, str]]:
+    files = sorted(Path(log_dir).rglob("metrics.csv"))
+    assert files, f"no metrics.csv under {log_dir}"
+    with open(files[-1]) as f:
+        return list(csv.DictReader(f))
+
+
+def column(rows: list[dict[str, str]], key: str) -> dict[int, float]:
+    """``{step: value}`` for the rows where ``key`` was logged."""
+    return {int(r["step"]): float(r[key]) for r in rows if r.get(key) not in (None, "")}
