@@ -335,8 +335,11 @@ class EnlightenmentCallback(Callback):
             return self._logged_value(trainer, strict=False)
         if not self._window:
             return None
-        counts = torch.stack([torch.stack([torch.as_tensor(c), torch.as_tensor(t)]) for c, t in self._window])
-        counts = counts.to(device=trainer.strategy.root_device, dtype=torch.float64).sum(0)
+        device = trainer.strategy.root_device
+        counts = torch.stack(
+            [torch.stack([torch.as_tensor(c).to(device), torch.as_tensor(t).to(device)]) for c, t in self._window]
+        )
+        counts = counts.to(dtype=torch.float64).sum(0)
         counts = trainer.strategy.reduce(counts, reduce_op="sum")
         correct, total = float(counts[0]), float(counts[1])
         if total == 0:
