@@ -3,12 +3,15 @@
 from lit_early_phase.datamodules.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
 from lit_early_phase.datamodules.images import ImageTensorDataset, InMemoryImageDataModule
 from lit_early_phase.datamodules.mnist5k import MNIST5kDataModule
+from lit_early_phase.datamodules.ucr import UCRDataModule, offline_classification_sets
 
 __all__ = [
     "FashionMNISTDataModule",
     "ImageTensorDataset",
     "InMemoryImageDataModule",
     "MNIST5kDataModule",
+    "UCRDataModule",
     "find_fashion_mnist",
+    "offline_classification_sets",
     "read_idx",
 ]

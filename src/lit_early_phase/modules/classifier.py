@@ -141,8 +141,9 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
     ``train/acc`` (against the dominant label of mixed samples), ``val/loss``, ``val/acc``, ``test/acc``.
 
     Args:
-        backbone: timm model name (``"resnet18"``, ``"tf_efficientnet_lite0"`` ...) or an ``nn.Module`` that maps
-            inputs to ``(B, num_classes)`` logits (for example a 1-D series network).
+        backbone: timm model name (``"resnet18"``, ``"tf_efficientnet_lite0"`` ...), a 1-D series backbone name
+            (``"fcn"``, ``"resnet1d"``, ``"inception_time"``), or an ``nn.Module`` that maps inputs to
+            ``(B, num_classes)`` logits.
         num_classes: number of classes (>= 2).
         in_chans: input channels (1 for Fashion-MNIST).
         mixup_alpha: Mixup α after (and without) the enlightenment period; 0 = no Mixup.

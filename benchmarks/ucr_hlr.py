@@ -1,0 +1,368 @@
+"""High-Loss Removal on every classification set aeon bundles: baseline vs HLR (metric) vs HLR (fixed short).
+
+Three arms, the same model, data, optimizer, schedule and number of optimizer steps, paired by seed (a seed fixes
+the initial weights and the batch order, so two arms of one seed differ only by the removal):
+
+* ``baseline``: no EnlightenmentCallback, every sample counts all the time;
+* ``hlr_metric``: ``EnlightenmentCallback(strategy="high_loss_removal", chance_adjusted=True)``: 10 % of each
+  batch's highest-loss series leave the loss until the running training accuracy, chance-adjusted, reaches 0.5
+  (default guard: at most a fifth of the run);
+* ``hlr_fixed``: the same removal for a fixed short period, the first 5 % of the optimizer steps.
+
+Reported: test accuracy on the official test split after the last step (no model selection, no validation
+split), per set mean ± std over seeds, the paired difference to the baseline with a 95 % t-interval, and a
+win/tie/loss count (win: the interval is above 0, loss: below 0, tie: it contains 0).
+
+    python benchmarks/ucr_hlr.py            # full: all bundled sets, 5 seeds -> benchmarks/results/ucr_hlr.*
+    python benchmarks/ucr_hlr.py --quick    # 2 sets, 2 seeds, 40 steps -> benchmarks/results/ucr_hlr_quick.*
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import math
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ARMS = ("baseline", "hlr_metric", "hlr_fixed")
+QUICK_SETS = ("GunPoint", "BasicMotions")
+RESULTS = Path(__file__).resolve().parent / "results"
+CONFIG: dict[str, Any] = {
+    "backbone": "fcn",
+    "backbone_kwargs": {"widths": [32, 64, 32], "kernel_sizes": [8, 5, 3]},
+    "optimizer": "AdamW(lr=2e-3, weight_decay=0.01)",
+    "lr": 2e-3,
+    "schedule": "cosine over the run, per step",
+    "batch_size": 16,
+    "val_size": 0,
+    "unequal": "pad",
+    "znorm": "series for univariate sets, channel for multivariate ones",
+    "drop_fraction": 0.1,
+    "metric_callback": {
+        "strategy": "high_loss_removal",
+        "threshold": 0.5,
+        "chance_adjusted": True,
+        "window": 5,
+        "check_every_n_steps": 2,
+        "max_duration": "0.2dur",
+    },
+    "fixed_duration": "0.05dur",
+    "torch_threads_per_run": 1,
+}
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lit_early_phase"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _quiet()
+
+
+def run_one(name: str, arm: str, seed: int, steps: int) -> dict[str, Any]:
+    """Train one (set, arm, seed) for ``steps`` optimizer steps and return its test accuracy."""
+    import lightning as L
+    import torch
+
+    from lit_early_phase import EnlightenmentCallback, ImageClassifier
+    from lit_early_phase.datamodules.ucr import UCRDataModule
+
+    _quiet()
+    probe = UCRDataModule(name, val_size=0)
+    znorm = "series" if probe.in_chans == 1 else "channel"
+    dm = UCRDataModule(name, batch_size=CONFIG["batch_size"], val_size=0, unequal="pad", znorm=znorm)
+    L.seed_everything(seed, verbose=False)
+    model = ImageClassifier(
+        CONFIG["backbone"],
+        num_classes=dm.num_classes,
+        in_chans=dm.in_chans,
+        backbone_kwargs=CONFIG["backbone_kwargs"],
+        optimizer=lambda params: torch.optim.AdamW(params, lr=CONFIG["lr"], weight_decay=0.01),
+        lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
+        lr_interval="step",
+    )
+    callbacks = []
+    if arm == "hlr_metric":
+        callbacks.append(EnlightenmentCallback(**CONFIG["metric_callback"], verbose=False))
+    elif arm == "hlr_fixed":
+        callbacks.append(
+            EnlightenmentCallback(strategy="high_loss_removal", duration=CONFIG["fixed_duration"], verbose=False)
+        )
+    elif arm != "baseline":
+        raise ValueError(f"unknown arm {arm!r}; use one of {ARMS}")
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+    )
+    trainer.fit(model, dm)
+    acc = float(trainer.test(model, dm, verbose=False)[0]["test/acc"])
+    cb = callbacks[0] if callbacks else None
+    return {
+        "set": name,
+        "arm": arm,
+        "seed": seed,
+        "test_acc": acc,
+        "steps": int(trainer.global_step),
+        "boundary_step": None if cb is None else cb.boundary_step,
+        "boundary_reason": None if cb is None else cb.reason,
+    }
+
+
+def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t-interval of ``values`` (degenerate when n < 2 or all equal)."""
+    from scipy import stats
+
+    n = len(values)
+    mean = float(values.mean())
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = float(values.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean, mean - half, mean + half
+
+
+def summarise(runs: list[dict[str, Any]], sets: list[str], seeds: list[int]) -> dict[str, Any]:
+    """Per-set mean ± std per arm, paired differences to the baseline with 95 % t-intervals, win/tie/loss."""
+    acc = {(r["set"], r["arm"], r["seed"]): r["test_acc"] for r in runs}
+    per_set = []
+    diffs_by_arm: dict[str, list[float]] = {arm: [] for arm in ARMS[1:]}
+    for name in sets:
+        row: dict[str, Any] = {"set": name}
+        base = np.array([acc[(name, "baseline", s)] for s in seeds])
+        for arm in ARMS:
+            values = np.array([acc[(name, arm, s)] for s in seeds])
+            row[arm] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+        for arm in ARMS[1:]:
+            d = np.array([acc[(name, arm, s)] for s in seeds]) - base
+            mean, lo, hi = t_interval(d)
+            outcome = "win" if lo > 0 else "loss" if hi < 0 else "tie"
+            boundaries = [r["boundary_step"] for r in runs if r["set"] == name and r["arm"] == arm]
+            row[f"{arm}_vs_baseline"] = {
+                "mean_diff": mean,
+                "ci95": [lo, hi],
+                "outcome": outcome,
+                "seed_wins": int((d > 0).sum()),
+                "seed_ties": int((d == 0).sum()),
+                "seed_losses": int((d < 0).sum()),
+                "boundary_steps": boundaries,
+            }
+            diffs_by_arm[arm].append(mean)
+        per_set.append(row)
+    overall = {}
+    for arm in ARMS[1:]:
+        outcomes = [row[f"{arm}_vs_baseline"]["outcome"] for row in per_set]
+        mean, lo, hi = t_interval(np.array(diffs_by_arm[arm]))
+        overall[arm] = {
+            "wins": outcomes.count("win"),
+            "ties": outcomes.count("tie"),
+            "losses": outcomes.count("loss"),
+            "mean_of_set_diffs": mean,
+            "ci95_over_sets": [lo, hi],
+        }
+    return {"per_set": per_set, "overall": overall}
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _git() -> dict[str, Any]:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def header(args: argparse.Namespace, sets: list[str], seeds: list[int]) -> dict[str, Any]:
+    """Machine, versions, date, seeds and the exact configuration."""
+    return {
+        "script": "benchmarks/ucr_hlr.py",
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "mode": "quick" if args.quick else "full",
+        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "versions": {p: _version(p) for p in ("torch", "lightning", "aeon", "numpy", "scipy", "lit-early-phase")},
+        "git": _git(),
+        "sets": sets,
+        "seeds": seeds,
+        "arms": list(ARMS),
+        "steps_per_run": args.steps,
+        "workers": args.workers,
+        "config": CONFIG,
+        "note": "Accuracy only: the machine was shared while this ran, so no timing is reported.",
+    }
+
+
+def _pct(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{100 * x:.1f}"
+
+
+def _signed(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{100 * x:+.1f}"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results table (accuracy in %, differences in percentage points)."""
+    h = result["header"]
+    s = result["summary"]
+    lines = [
+        f"**UCR/UEA: High-Loss Removal vs baseline ({h['mode']} run)**",
+        "",
+        f"- Produced by `{h['command']}` on {h['date_utc']}.",
+        f"- Machine: {h['machine']['platform']}, {h['machine']['cpu_count']} CPUs "
+        f"({h['machine']['processor']}), Python {h['machine']['python']}.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()) + ".",
+        f"- Git: {h['git']['commit']}{' (uncommitted changes)' if h['git']['dirty'] else ''}.",
+        f"- Seeds: {h['seeds']}; {h['steps_per_run']} optimizer steps per run (every arm), batch "
+        f"{h['config']['batch_size']}, FCN widths {h['config']['backbone_kwargs']['widths']}, AdamW lr "
+        f"{h['config']['lr']} with cosine decay, no validation split, test accuracy after the last step.",
+        f"- HLR: {int(100 * h['config']['drop_fraction'])} % of each batch; metric boundary = chance-adjusted "
+        f"running train accuracy >= 0.5 (guard 0.2 of the run); fixed = first "
+        f"{h['config']['fixed_duration']} of the steps.",
+        "",
+        "Test accuracy (%), mean ± std over seeds; Δ = arm − baseline in percentage points, paired by seed, "
+        "[95 % t-interval]; W/T/L: interval above / containing / below 0.",
+        "",
+        "| set | baseline | HLR metric | Δ metric [95 % CI] | | HLR fixed | Δ fixed [95 % CI] | |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in s["per_set"]:
+        cells = [row["set"], f"{_pct(row['baseline']['mean'])} ± {_pct(row['baseline']['std'])}"]
+        for arm in ARMS[1:]:
+            d = row[f"{arm}_vs_baseline"]
+            lo, hi = d["ci95"]
+            cells += [
+                f"{_pct(row[arm]['mean'])} ± {_pct(row[arm]['std'])}",
+                f"{_signed(d['mean_diff'])} [{_signed(lo)}, {_signed(hi)}]",
+                d["outcome"][0].upper(),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    o = s["overall"]
+    lines += ["", "| | HLR metric | HLR fixed |", "|---|---|---|"]
+    lines.append(
+        "| win / tie / loss (sets) | "
+        + " | ".join(f"{o[a]['wins']} / {o[a]['ties']} / {o[a]['losses']}" for a in ARMS[1:])
+        + " |"
+    )
+    lines.append(
+        "| mean of per-set Δ [95 % CI over sets] | "
+        + " | ".join(
+            f"{_signed(o[a]['mean_of_set_diffs'])} [{_signed(o[a]['ci95_over_sets'][0])}, "
+            f"{_signed(o[a]['ci95_over_sets'][1])}]"
+            for a in ARMS[1:]
+        )
+        + " |"
+    )
+    boundary = []
+    for row in s["per_set"]:
+        steps = row["hlr_metric_vs_baseline"]["boundary_steps"]
+        boundary.append(f"{row['set']} {steps}")
+    lines += ["", "Metric boundary (optimizer step where the period ended, per seed): " + "; ".join(boundary) + "."]
+    return "\n".join(lines) + "\n"
+
+
+DOCS_BEGIN = "<!-- ucr_hlr table: begin (written by benchmarks/ucr_hlr.py --docs) -->"
+DOCS_END = "<!-- ucr_hlr table: end -->"
+
+
+def update_docs(path: Path, table: str) -> None:
+    """Replace the text between the two markers in ``path`` with ``table``."""
+    text = path.read_text()
+    if DOCS_BEGIN not in text or DOCS_END not in text:
+        raise SystemExit(f"{path} lacks the markers {DOCS_BEGIN!r} ... {DOCS_END!r}")
+    head, rest = text.split(DOCS_BEGIN, 1)
+    _, tail = rest.split(DOCS_END, 1)
+    path.write_text(f"{head}{DOCS_BEGIN}\n{table}{DOCS_END}{tail}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 sets, 2 seeds, 40 steps (a smoke run)")
+    parser.add_argument("--sets", nargs="+", help="data set names (default: every bundled classification set)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..n-1 (default 5; quick 2)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 300; quick 40)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel processes, 1 torch thread each")
+    parser.add_argument("--out", type=Path, default=None, help="output stem (default results/ucr_hlr[_quick])")
+    parser.add_argument("--docs", type=Path, default=None, help="also put the table between the markers there")
+    args = parser.parse_args(argv)
+
+    from lit_early_phase.datamodules.ucr import offline_classification_sets
+
+    sets = args.sets or (list(QUICK_SETS) if args.quick else offline_classification_sets())
+    seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))
+    args.steps = args.steps if args.steps is not None else (40 if args.quick else 300)
+    out = args.out or RESULTS / ("ucr_hlr_quick" if args.quick else "ucr_hlr")
+    result: dict[str, Any] = {"header": header(args, sets, seeds)}
+
+    # longest series first, so the slowest runs do not end up alone at the end
+    from lit_early_phase.datamodules.ucr import UCRDataModule
+
+    size = {n: UCRDataModule(n).max_length * UCRDataModule(n).in_chans for n in sets}
+    tasks = [(n, arm, seed) for n in sorted(sets, key=lambda n: -size[n]) for seed in seeds for arm in ARMS]
+    runs: list[dict[str, Any]] = []
+    start = time.monotonic()
+    context = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, initializer=_worker_init) as pool:
+        futures = {pool.submit(run_one, n, arm, seed, args.steps): (n, arm, seed) for n, arm, seed in tasks}
+        for i, future in enumerate(as_completed(futures), 1):
+            run = future.result()
+            runs.append(run)
+            print(
+                f"[{i}/{len(tasks)} {time.monotonic() - start:6.0f}s] {run['set']:<22} {run['arm']:<10} "
+                f"seed {run['seed']}: test acc {run['test_acc']:.4f} boundary {run['boundary_step']}",
+                flush=True,
+            )
+    runs.sort(key=lambda r: (r["set"], ARMS.index(r["arm"]), r["seed"]))
+    result["runs"] = runs
+    result["summary"] = summarise(runs, sets, seeds)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    table = markdown(result)
+    out.with_suffix(".md").write_text(table)
+    if args.docs is not None:
+        update_docs(args.docs, table)
+    print(table)
+    return result
+
+
+if __name__ == "__main__":
+    main()
