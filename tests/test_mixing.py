@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lit_early_phase.functional import apply_mix, mix_batch, sample_mix_params, smooth_one_hot
+from lit_early_phase.functional import apply_mix, mix_batch, sample_beta, sample_mix_params, smooth_one_hot
 
 
 def gen(seed=0):
@@ -70,14 +70,15 @@ def test_elementwise_probability_mixes_about_that_share():
     assert torch.equal(out.inputs[unmixed], x[unmixed])
 
 
+@pytest.mark.parametrize("mode", ["batch", "elem"])
 @pytest.mark.parametrize("shape", [(3, 16, 16), (2, 50)])
-def test_cutmix_lambda_is_the_kept_share(shape):
+def test_cutmix_lambda_is_the_kept_share(shape, mode):
     b = 9
     x = torch.zeros(b, *shape)
     for i in range(b):
         x[i] = i + 1  # each sample a constant: the pasted region is identifiable
     y = torch.arange(b) % 3
-    out = mix_batch(x, y, num_classes=3, mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem", generator=gen(3))
+    out = mix_batch(x, y, num_classes=3, mixup_alpha=0.0, cutmix_alpha=1.0, mode=mode, generator=gen(3))
     p = out.params
     assert bool(p.cutmix.all())
     for i in range(b):
@@ -133,3 +134,10 @@ def test_bad_arguments_name_themselves(kwargs, match):
 def test_float_labels_are_refused():
     with pytest.raises(ValueError, match="integer"):
         mix_batch(torch.randn(4, 2), torch.rand(4), num_classes=2, mixup_alpha=1.0)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 4.0])
+def test_beta_draws_have_the_beta_mean_and_variance(alpha):
+    lam = sample_beta(alpha, 20000, generator=gen())
+    assert lam.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert lam.var().item() == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.05)

@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -42,6 +41,8 @@ class MixParams:
             the ``S`` spatial dims (all zero where there is no box).
         alpha: the Mixup α in effect when the parameters were sampled.
         cutmix_alpha: the CutMix α in effect when the parameters were sampled.
+        shared_lam: the one λ of a per-batch draw where every sample was mixed the same way (lets
+            :func:`apply_mix` blend with a scalar), else ``None``.
     """
 
     partner: Tensor
@@ -51,6 +52,7 @@ class MixParams:
     boxes: Tensor
     alpha: float
     cutmix_alpha: float
+    shared_lam: float | None = None
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,8 @@ def validate_mix_args(
 def sample_beta(alpha: float, size: int, *, generator: torch.Generator | None = None) -> Tensor:
     """Sample ``size`` values from ``Beta(alpha, alpha)`` on the CPU, driven by a ``torch.Generator``.
 
-    torch's own Beta/Gamma samplers accept no generator, so a NumPy generator is seeded from the torch one:
-    the torch generator stays the single source (and the single state) of randomness.
+    ``torch.distributions.Beta`` takes no generator, so λ = X / (X + Y) with X, Y ~ Gamma(α) drawn by
+    ``torch._standard_gamma``, which does: the torch generator stays the single source of randomness.
 
     Args:
         alpha: the Beta concentration, > 0.
@@ -153,9 +155,12 @@ def sample_beta(alpha: float, size: int, *, generator: torch.Generator | None = 
         >>> bool(((lam >= 0) & (lam <= 1)).all())
         True
     """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-    values = np.random.default_rng(seed).beta(alpha, alpha, size=size)
-    return torch.from_numpy(values).float()
+    gammas = torch._standard_gamma(torch.full((2, size), float(alpha), dtype=torch.float64), generator=generator)
+    total = gammas.sum(0)
+    # for tiny α both draws can underflow to 0: λ is then 0 or 1 with equal odds, the Beta(α, α) limit
+    coin = torch.rand(size, generator=generator, dtype=torch.float64) < 0.5
+    lam = torch.where(total > 0, gammas[0] / total.clamp_min(torch.finfo(torch.float64).tiny), coin.double())
+    return lam.float()
 
 
 def sample_mix_params(
@@ -168,6 +173,7 @@ def sample_mix_params(
     switch_prob: float = 0.5,
     mode: MixMode = "batch",
     generator: torch.Generator | None = None,
+    _validated: bool = False,
 ) -> MixParams:
     """Sample who is mixed, with whom, with which λ and (for CutMix) which box. All on the CPU.
 
@@ -194,7 +200,10 @@ def sample_mix_params(
         >>> bool((p.partner != torch.arange(5)).all())  # nobody is paired with itself
         True
     """
-    validate_mix_args(mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob, switch_prob=switch_prob, mode=mode)
+    if not _validated:
+        validate_mix_args(
+            mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, prob=prob, switch_prob=switch_prob, mode=mode
+        )
     n_spatial = len(spatial_shape)
     if cutmix_alpha > 0 and n_spatial not in (1, 2):
         raise ValueError(
@@ -202,19 +211,22 @@ def sample_mix_params(
             f"{tuple(spatial_shape)}. Set `cutmix_alpha=0` for this data."
         )
     b = batch_size
-    ones = torch.ones(b)
-    no = torch.zeros(b, dtype=torch.bool)
     boxes = torch.zeros(b, 2 * n_spatial, dtype=torch.long)
-    identity = torch.arange(b)
     if b < 2 or (mixup_alpha <= 0 and cutmix_alpha <= 0) or prob <= 0:
-        return MixParams(identity, ones, no, no, boxes, float(mixup_alpha), float(cutmix_alpha))
+        no = torch.zeros(b, dtype=torch.bool)
+        return MixParams(torch.arange(b), torch.ones(b), no, no, boxes, float(mixup_alpha), float(cutmix_alpha))
 
     # Random cyclic pairing: sample i's partner is the next one in a random order (a derangement for B >= 2).
     order = torch.randperm(b, generator=generator)
     partner = torch.empty(b, dtype=torch.long)
     partner[order] = order.roll(-1)
+    if mode == "batch":
+        return _sample_batch_params(
+            b, spatial_shape, partner, mixup_alpha, cutmix_alpha, prob, switch_prob, generator, boxes
+        )
 
-    draws = b if mode == "elem" else 1
+    draws = b
+    ones = torch.ones(b)
     gate = torch.rand(draws, generator=generator) < prob
     if mixup_alpha > 0 and cutmix_alpha > 0:
         use_cutmix = torch.rand(draws, generator=generator) < switch_prob
@@ -223,8 +235,6 @@ def sample_mix_params(
     lam_mixup = sample_beta(mixup_alpha, draws, generator=generator) if mixup_alpha > 0 else torch.ones(draws)
     lam_cut = sample_beta(cutmix_alpha, draws, generator=generator) if cutmix_alpha > 0 else torch.ones(draws)
     lam = torch.where(use_cutmix, lam_cut, lam_mixup)
-    if draws == 1:
-        gate, use_cutmix, lam = gate.expand(b), use_cutmix.expand(b), lam.expand(b)
 
     cut = gate & use_cutmix
     if bool(cut.any()):
@@ -232,7 +242,7 @@ def sample_mix_params(
         # then corrected to the share that is really kept.
         cut_frac = (1.0 - lam).clamp(0, 1) ** (1.0 / n_spatial)
         kept_share = torch.ones(b)
-        box_rand = torch.rand(draws, n_spatial, generator=generator).expand(b, n_spatial)
+        box_rand = torch.rand(draws, n_spatial, generator=generator)
         for d, size in enumerate(spatial_shape):
             half = (cut_frac * size).long() // 2
             centre = (box_rand[:, d] * size).long()
@@ -244,6 +254,43 @@ def sample_mix_params(
         lam = torch.where(cut, 1.0 - kept_share, lam)
     lam = torch.where(gate, lam, ones)
     return MixParams(partner, lam.contiguous(), gate.clone(), cut, boxes, float(mixup_alpha), float(cutmix_alpha))
+
+
+def _sample_batch_params(
+    b: int,
+    spatial_shape: tuple[int, ...],
+    partner: Tensor,
+    mixup_alpha: float,
+    cutmix_alpha: float,
+    prob: float,
+    switch_prob: float,
+    generator: torch.Generator | None,
+    boxes: Tensor,
+) -> MixParams:
+    """Per-batch draws as Python numbers: one gate, one method, one λ, one box (fixed cost matters here)."""
+    gate_u, switch_u, *box_u = torch.rand(2 + len(spatial_shape), generator=generator).tolist()
+    no = torch.zeros(b, dtype=torch.bool)
+    if gate_u >= prob:
+        return MixParams(partner, torch.ones(b), no, no, boxes, float(mixup_alpha), float(cutmix_alpha))
+    use_cut = switch_u < switch_prob if (mixup_alpha > 0 and cutmix_alpha > 0) else cutmix_alpha > 0
+    alpha = cutmix_alpha if use_cut else mixup_alpha
+    x, y = torch._standard_gamma(torch.full((2,), float(alpha), dtype=torch.float64), generator=generator).tolist()
+    lam = x / (x + y) if x + y > 0 else float(switch_u < 0.5)  # both underflow only for tiny α: Beta's limit
+    if use_cut:
+        # the same box rule as the per-element path (timm's rand_bbox), then λ = the share really kept
+        cut_frac = min(max(1.0 - lam, 0.0), 1.0) ** (1.0 / len(spatial_shape))
+        kept_share = 1.0
+        for d, size in enumerate(spatial_shape):
+            half, centre = int(cut_frac * size) // 2, int(box_u[d] * size)
+            start, end = min(max(centre - half, 0), size), min(max(centre + half, 0), size)
+            boxes[:, 2 * d], boxes[:, 2 * d + 1] = start, end
+            kept_share *= (end - start) / size
+        lam = 1.0 - kept_share
+    yes = torch.ones(b, dtype=torch.bool)
+    return MixParams(
+        partner, torch.full((b,), lam), yes, yes if use_cut else no, boxes,
+        float(mixup_alpha), float(cutmix_alpha), shared_lam=None if use_cut else lam,
+    )  # fmt: skip
 
 
 def smooth_one_hot(labels: Tensor, num_classes: int, *, smoothing: float = 0.0) -> Tensor:
@@ -303,21 +350,30 @@ def apply_mix(inputs: Tensor, labels: Tensor, params: MixParams, *, num_classes:
     """
     device = inputs.device
     targets = smooth_one_hot(labels, num_classes, smoothing=smoothing)
+    labels = labels.long()
     if not bool(params.mixed.any()):
-        return MixOutput(inputs, targets, labels.long(), params)
+        return MixOutput(inputs, targets, labels, params)
     partner = params.partner.to(device, non_blocking=True)
+    other = inputs.index_select(0, partner)
+    other_targets = targets.index_select(0, partner)
+    if params.shared_lam is not None:  # one λ for the batch, all Mixup: scalar blends, in place
+        lam = params.shared_lam
+        mixed = other.lerp_(inputs, lam)
+        targets = other_targets.lerp_(targets, lam)
+        dominant = labels if lam >= 0.5 else labels.index_select(0, partner)
+        return MixOutput(mixed, targets, dominant, params)
     lam = params.lam.to(device, non_blocking=True)
     lam_x = lam.to(inputs.dtype).view(-1, *([1] * (inputs.dim() - 1)))
-    # Mixup where not CutMix: lam_mixup is 1 for CutMix samples so lerp leaves them untouched.
-    lam_mixup = torch.where(params.cutmix.to(device), torch.ones_like(lam_x.view(-1)), lam_x.view(-1))
-    other = inputs.index_select(0, partner)
-    mixed = torch.lerp(other, inputs, lam_mixup.view_as(lam_x))
     if bool(params.cutmix.any()):
+        # Mixup weight 1 for CutMix samples leaves them to the box, pasted from `other` afterwards.
+        lam_mixup = torch.where(params.cutmix.to(device).view_as(lam_x), torch.ones_like(lam_x), lam_x)
+        mixed = torch.lerp(other, inputs, lam_mixup)
         mask = _box_mask(params.boxes.to(device), tuple(inputs.shape[2:]), device)
-        mixed = torch.where(mask, other, mixed)
-    lam_t = lam.unsqueeze(1)
-    targets = torch.lerp(targets.index_select(0, partner), targets, lam_t)
-    dominant = torch.where(lam >= 0.5, labels.long(), labels.long().index_select(0, partner))
+        mixed = torch.where(mask & params.cutmix.to(device).view(-1, *([1] * (inputs.dim() - 1))), other, mixed)
+    else:
+        mixed = other.lerp_(inputs, lam_x)
+    targets = other_targets.lerp_(targets, lam.unsqueeze(1))
+    dominant = torch.where(lam >= 0.5, labels, labels.index_select(0, partner))
     return MixOutput(mixed, targets, dominant, params)
 
 
@@ -383,5 +439,6 @@ def mix_batch(
         switch_prob=switch_prob,
         mode=mode,
         generator=generator,
+        _validated=True,
     )
     return apply_mix(inputs, labels, params, num_classes=num_classes, smoothing=label_smoothing)
