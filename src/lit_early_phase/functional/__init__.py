@@ -14,13 +14,22 @@ from lit_early_phase.functional.mixing import (
     validate_mix_args,
 )
 from lit_early_phase.functional.removal import DropOutput, drop_highest, num_to_remove, validate_drop_args
+from lit_early_phase.functional.tokens import (
+    IGNORE_INDEX,
+    SequenceLosses,
+    sequence_losses,
+    token_accuracy_counts,
+    token_cross_entropy,
+)
 
 __all__ = [
+    "IGNORE_INDEX",
     "MIX_MODES",
     "DropOutput",
     "MixMode",
     "MixOutput",
     "MixParams",
+    "SequenceLosses",
     "apply_mix",
     "count_correct",
     "drop_highest",
@@ -28,8 +37,11 @@ __all__ = [
     "num_to_remove",
     "sample_beta",
     "sample_mix_params",
+    "sequence_losses",
     "smooth_one_hot",
     "soft_cross_entropy",
+    "token_accuracy_counts",
+    "token_cross_entropy",
     "validate_drop_args",
     "validate_mix_args",
 ]
