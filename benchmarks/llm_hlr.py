@@ -38,6 +38,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # the scripts run as files, not as a package
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "smollm2_lora_hlr.yaml"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -226,24 +229,6 @@ class LoadSampler(threading.Thread):
         return self.samples
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def _git() -> dict[str, Any]:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -271,7 +256,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
         },
         "versions": {
-            p: _version(p)
+            p: C.package_version(p)
             for p in (
                 "torch",
                 "transformers",
@@ -283,7 +268,7 @@ def header(args: argparse.Namespace) -> dict[str, Any]:
                 "lit-early-phase",
             )
         },
-        "git": _git(),
+        "git": C.git_state(),
         "seed": recipe["seed_everything"],
         "recipe": str(RECIPE.relative_to(ROOT)),
         "model": recipe["model"]["init_args"],

@@ -27,7 +27,6 @@ import math
 import multiprocessing as mp
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -36,6 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # the scripts run as files, not as a package
 
 ARMS = ("baseline", "hlr_metric", "hlr_fixed")
 QUICK_SETS = ("GunPoint", "BasicMotions")
@@ -188,25 +190,6 @@ def summarise(runs: list[dict[str, Any]], sets: list[str], seeds: list[int]) -> 
     return {"per_set": per_set, "overall": overall}
 
 
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def _git() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-
-
 def header(args: argparse.Namespace, sets: list[str], seeds: list[int]) -> dict[str, Any]:
     """Machine, versions, date, seeds and the exact configuration."""
     return {
@@ -220,8 +203,10 @@ def header(args: argparse.Namespace, sets: list[str], seeds: list[int]) -> dict[
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),
         },
-        "versions": {p: _version(p) for p in ("torch", "lightning", "aeon", "numpy", "scipy", "lit-early-phase")},
-        "git": _git(),
+        "versions": {
+            p: C.package_version(p) for p in ("torch", "lightning", "aeon", "numpy", "scipy", "lit-early-phase")
+        },
+        "git": C.git_state(),
         "sets": sets,
         "seeds": seeds,
         "arms": list(ARMS),
