@@ -7,7 +7,9 @@ from typing import Any
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from lit_early_phase.datamodules.loaders import SplitLoadersMixin
 
 
 class ImageTensorDataset(Dataset):
@@ -36,7 +38,7 @@ class ImageTensorDataset(Dataset):
         return (image.float().div_(255.0).sub_(self.mean).div_(self.std)), self.labels[index]
 
 
-class InMemoryImageDataModule(L.LightningDataModule):
+class InMemoryImageDataModule(SplitLoadersMixin, L.LightningDataModule):
     """Base class: subclasses implement :meth:`load_arrays`; this class splits, subsets and serves the data.
 
     The validation split is carved from the training split with a fixed generator (``split_seed``), so it is
@@ -131,28 +133,3 @@ class InMemoryImageDataModule(L.LightningDataModule):
         self.train_set = ImageTensorDataset(x_train[train_idx], y_train[train_idx], augment=self._augmentation(), **kw)
         self.val_set = ImageTensorDataset(x_train[val_idx], y_train[val_idx], **kw) if n_val else None
         self.test_set = ImageTensorDataset(x_test, y_test, **kw)
-
-    def _loader(self, dataset: Dataset | None, *, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("No data for this stage: call `setup()` first, or set `val_size` > 0.")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            persistent_workers=self.persistent_workers,
-            pin_memory=self.pin_memory,
-            drop_last=False,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (augmented if ``augment``)."""
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        """Validation batches (empty when ``val_size == 0``)."""
-        return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
-
-    def test_dataloader(self) -> DataLoader:
-        """Test batches (the official test split)."""
-        return self._loader(self.test_set, shuffle=False)

@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from lit_early_phase.datamodules.loaders import SplitLoadersMixin
+
 UnequalMode = Literal["pad", "equal_length"]
 ZNormMode = Literal["series", "channel", "none"]
 UNEQUAL_MODES: tuple[str, ...] = ("pad", "equal_length")
@@ -256,7 +258,7 @@ def _znorm_series(s: np.ndarray) -> np.ndarray:
     return (s - mean) / np.where(std < _EPS, 1.0, std)
 
 
-class UCRDataModule(L.LightningDataModule):
+class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
     """A UCR/UEA classification set loaded with aeon: z-normalised, label-encoded, split, served in batches.
 
     Splits: the official training split is divided into a training and a validation part (stratified, fixed
@@ -352,6 +354,7 @@ class UCRDataModule(L.LightningDataModule):
         self.download = bool(download)
         self.extract_path = extract_path
         self.num_workers = num_workers
+        self.persistent_workers = num_workers > 0
         self.pin_memory = pin_memory
         self.split_seed = split_seed
         self._check_name()
@@ -502,30 +505,10 @@ class UCRDataModule(L.LightningDataModule):
         std = np.where(std < _EPS, 1.0, std)
         return lambda s: (s - mean) / std
 
-    def _loader(self, dataset: SeriesDataset | None, *, shuffle: bool) -> DataLoader:
-        if dataset is None:
-            raise RuntimeError("No data for this stage: call `setup()` first.")
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            collate_fn=PadCollate(mask_channel=self.mask_channel),
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches."""
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        """Validation batches (empty when ``val_size == 0``)."""
-        return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
-
-    def test_dataloader(self) -> DataLoader:
-        """Batches of the official test split."""
-        return self._loader(self.test_set, shuffle=False)
+    @property
+    def collate_fn(self) -> PadCollate:  # type: ignore[override]
+        """Pads each batch to its longest series (with the mask channel when ``unequal="pad"``)."""
+        return PadCollate(mask_channel=self.mask_channel)
 
     def predict_dataloader(self) -> DataLoader:
         """The official test split, for ``trainer.predict``."""
