@@ -136,8 +136,53 @@ def test_float_labels_are_refused():
         mix_batch(torch.randn(4, 2), torch.rand(4), num_classes=2, mixup_alpha=1.0)
 
 
-@pytest.mark.parametrize("alpha", [0.2, 1.0, 4.0])
+@pytest.mark.parametrize("alpha", [0.001, 0.05, 0.2, 1.0, 4.0])  # below 0.1: the underflow guard
 def test_beta_draws_have_the_beta_mean_and_variance(alpha):
     lam = sample_beta(alpha, 20000, generator=gen())
     assert lam.mean().item() == pytest.approx(0.5, abs=0.01)
     assert lam.var().item() == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.05)
+    assert bool(lam.isfinite().all()) and bool(((lam >= 0) & (lam <= 1)).all())
+
+
+@pytest.mark.parametrize("b", [2, 3, 8, 33])
+def test_pairing_is_one_cycle_through_the_whole_batch(b):
+    p = sample_mix_params(b, (4,), mixup_alpha=1.0, generator=gen(b))
+    seen, i = [], 0
+    for _ in range(b):
+        seen.append(i)
+        i = int(p.partner[i])
+    assert i == 0 and sorted(seen) == list(range(b)), "following partners visits every sample once, then returns"
+
+
+def test_per_batch_params_materialise_consistent_tensors():
+    p = sample_mix_params(6, (4, 4), mixup_alpha=0.0, cutmix_alpha=1.0, generator=gen(3))
+    assert p.any_cutmix and p.shared_lam is None
+    assert p.cutmix.tolist() == [True] * 6 and p.mixed.tolist() == [True] * 6
+    assert p.lam.unique().numel() == 1 and p.boxes.unique(dim=0).shape == (1, 4)
+    start0, end0, start1, end1 = p.boxes[0].tolist()
+    assert p.lam[0].item() == pytest.approx(1 - (end0 - start0) * (end1 - start1) / 16)
+    assert p.lam_mean.item() == pytest.approx(p.lam.mean().item()) and p.mixed_fraction.item() == 1.0
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_one_hot_is_the_same_through_the_cached_identity_and_the_scatter(smoothing):
+    y = torch.tensor([0, 3, 1023, 5, 3])
+    small = smooth_one_hot(y, 1024, smoothing=smoothing)  # read from the cached identity
+    large = smooth_one_hot(y, 1025, smoothing=smoothing)  # built by a scatter
+    torch.testing.assert_close(small.sum(1), torch.ones(5))
+    assert torch.equal(small.argmax(1), y) and torch.equal(large.argmax(1), y)
+    assert small[0, 0].item() == pytest.approx(1 - smoothing + smoothing / 1024)
+    assert large[0, 0].item() == pytest.approx(1 - smoothing + smoothing / 1025)
+    small[0, 0] = 5.0  # a caller writing to its targets must not change the next call's
+    assert smooth_one_hot(y, 1024, smoothing=smoothing)[0, 0].item() == pytest.approx(1 - smoothing + smoothing / 1024)
+
+
+def test_tiny_alpha_draws_are_a_coin_not_one_half_per_batch_and_per_element():
+    # torch clamps Gamma draws to the smallest float64: without the guard both draws tie and λ would be 0.5
+    per_batch = torch.tensor(
+        [sample_mix_params(4, (2,), mixup_alpha=0.001, generator=gen(i)).lam[0] for i in range(400)]
+    )
+    per_elem = sample_beta(0.001, 4000, generator=gen())
+    for lam in (per_batch, per_elem):
+        assert ((lam > 0.01) & (lam < 0.99)).float().mean().item() < 0.05
+        assert lam.mean().item() == pytest.approx(0.5, abs=0.1)

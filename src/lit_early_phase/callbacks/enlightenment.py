@@ -269,36 +269,41 @@ class EnlightenmentCallback(Callback):
     ) -> None:
         """Log what was applied; every ``check_every_n_steps`` steps, decide."""
         rec = pl_module.enlightenment_record
+        applied_in_period = self.in_period  # what this step ran under, even if the period ends at it
         if self.in_period and self.monitor is None:
             self._window.append((rec.correct, rec.total))
-        applied = {
-            PREFIX + "phase": float(self.in_period),
-            PREFIX + "alpha": float(rec.alpha),
-            PREFIX + "lambda_mean": rec.lambda_mean,
-            PREFIX + "mixed_fraction": rec.mixed_fraction,
-            PREFIX + "removed_fraction": float(rec.removed_fraction),
-        }
-
+        monitor = None
         step = trainer.global_step
         if self.in_period and step != self._last_step:  # not latched, not inside a gradient-accumulation cycle
             self._last_step = step
             value = None
             if step % self.check_every_n_steps == 0 and self.duration is None:
                 value = self._step_monitor_value(trainer)
-                if value is not None:
-                    applied[PREFIX + "monitor"] = self.adjust(value)
+                monitor = None if value is None else self.adjust(value)
             self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
-        self._log_applied(trainer, applied)
+        if self._should_log(trainer):
+            self._log_applied(trainer, rec, applied_in_period, monitor)
 
-    def _log_applied(self, trainer: L.Trainer, metrics: dict[str, Any]) -> None:
+    @staticmethod
+    def _should_log(trainer: L.Trainer) -> bool:
+        return bool(trainer.loggers) and (trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run))
+
+    def _log_applied(self, trainer: L.Trainer, rec: Any, in_period: bool, monitor: float | None) -> None:
         """Write straight to the loggers on the steps Lightning writes (as ``LearningRateMonitor`` does).
 
         ``pl_module.log`` would cost about 1 ms per value per step (Lightning's result bookkeeping), several per
-        cent of a small model's step; this costs nothing on the steps that are not written.
+        cent of a small model's step; this costs nothing on the steps that are not written (the values are not
+        even read there, so a device tensor costs no host sync).
         """
-        if not trainer.loggers or not (trainer._logger_connector.should_update_logs or trainer.fast_dev_run):
-            return
-        values = {k: float(v) for k, v in metrics.items()}  # one host sync, only on logged steps
+        values = {
+            PREFIX + "phase": float(in_period),
+            PREFIX + "alpha": float(rec.alpha),
+            PREFIX + "lambda_mean": float(rec.lambda_mean),  # one host sync, only on logged steps
+            PREFIX + "mixed_fraction": float(rec.mixed_fraction),
+            PREFIX + "removed_fraction": float(rec.removed_fraction),
+        }
+        if monitor is not None:
+            values[PREFIX + "monitor"] = monitor
         for logger in trainer.loggers:
             logger.log_metrics(values, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
 
@@ -349,10 +354,9 @@ class EnlightenmentCallback(Callback):
         if not self._window:
             return None
         device = trainer.strategy.root_device
-        counts = torch.stack(
-            [torch.stack([torch.as_tensor(c).to(device), torch.as_tensor(t).to(device)]) for c, t in self._window]
-        )
-        counts = counts.to(dtype=torch.float64).sum(0)
+        # one stack over the window (not one per step): the check is a handful of ops, whatever the window
+        flat = [torch.as_tensor(v, device=device) for pair in self._window for v in pair]
+        counts = torch.stack(flat).view(-1, 2).to(dtype=torch.float64).sum(0)
         counts = trainer.strategy.reduce(counts, reduce_op="sum")
         correct, total = float(counts[0]), float(counts[1])
         if total == 0:

@@ -16,6 +16,7 @@ Design notes (after timm's ``data/mixup.py`` and Composer's ``mixup_batch``, min
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal
@@ -27,9 +28,11 @@ MixMode = Literal["batch", "elem"]
 MIX_MODES: tuple[str, ...] = ("batch", "elem")
 
 
-@dataclass(frozen=True)
 class MixParams:
     """What one call of :func:`sample_mix_params` decided for a batch.
+
+    A per-batch draw is kept as a few Python numbers and its per-sample tensors are built only when read, so that
+    the common case (one λ for the batch) costs no tensor allocations beyond the pairing.
 
     Attributes:
         partner: ``(B,)`` long, index of the sample each sample is mixed with.
@@ -41,18 +44,100 @@ class MixParams:
             the ``S`` spatial dims (all zero where there is no box).
         alpha: the Mixup α in effect when the parameters were sampled.
         cutmix_alpha: the CutMix α in effect when the parameters were sampled.
-        shared_lam: the one λ of a per-batch draw where every sample was mixed the same way (lets
+        shared_lam: the one λ of a per-batch draw where every sample was mixed the same way by Mixup (lets
             :func:`apply_mix` blend with a scalar), else ``None``.
+        any_mixed: whether at least one sample was mixed (a Python bool: no device sync to ask).
+        any_cutmix: whether at least one sample was mixed by CutMix.
+
+    Example:
+        >>> p = sample_mix_params(4, (8, 8), mixup_alpha=1.0, generator=torch.Generator().manual_seed(0))
+        >>> p.any_mixed, p.lam.shape, p.mixed.tolist()
+        (True, torch.Size([4]), [True, True, True, True])
     """
 
-    partner: Tensor
-    lam: Tensor
-    mixed: Tensor
-    cutmix: Tensor
-    boxes: Tensor
-    alpha: float
-    cutmix_alpha: float
-    shared_lam: float | None = None
+    __slots__ = (
+        "_box", "_boxes", "_cutmix", "_lam", "_lam_value", "_mixed", "_n_spatial", "_partner", "_size",
+        "alpha", "any_cutmix", "any_mixed", "cutmix_alpha", "shared_lam",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        batch_size: int,
+        n_spatial: int,
+        *,
+        alpha: float,
+        cutmix_alpha: float,
+        partner: Tensor | None = None,
+        lam: Tensor | float = 1.0,
+        mixed: Tensor | bool = False,
+        cutmix: Tensor | bool = False,
+        boxes: Tensor | tuple[int, ...] | None = None,
+    ) -> None:
+        self._size, self._n_spatial = batch_size, n_spatial
+        self.alpha, self.cutmix_alpha = float(alpha), float(cutmix_alpha)
+        self._partner = partner
+        # a tensor argument is the per-sample value; a Python value is shared by the whole batch (built on read)
+        self._lam = lam if isinstance(lam, Tensor) else None
+        self._lam_value = None if isinstance(lam, Tensor) else float(lam)
+        self._mixed = mixed if isinstance(mixed, Tensor) else None
+        self._cutmix = cutmix if isinstance(cutmix, Tensor) else None
+        self._boxes = boxes if isinstance(boxes, Tensor) else None
+        self._box = boxes if isinstance(boxes, tuple) else (0,) * (2 * n_spatial)
+        self.any_mixed = bool(mixed.any()) if isinstance(mixed, Tensor) else bool(mixed)
+        self.any_cutmix = bool(cutmix.any()) if isinstance(cutmix, Tensor) else bool(cutmix)
+        uniform_mixup = self._lam_value is not None and self.any_mixed and not self.any_cutmix and self._mixed is None
+        self.shared_lam = self._lam_value if uniform_mixup else None
+
+    @property
+    def partner(self) -> Tensor:
+        """``(B,)`` long, the index of each sample's partner (itself where nothing is mixed)."""
+        if self._partner is None:
+            self._partner = torch.arange(self._size)
+        return self._partner
+
+    @property
+    def lam(self) -> Tensor:
+        """``(B,)`` float, each sample's own weight (1.0 where not mixed)."""
+        if self._lam is None:
+            self._lam = torch.full((self._size,), self._lam_value)
+        return self._lam
+
+    @property
+    def mixed(self) -> Tensor:
+        """``(B,)`` bool, whether each sample was mixed."""
+        if self._mixed is None:
+            self._mixed = torch.full((self._size,), self.any_mixed)
+        return self._mixed
+
+    @property
+    def cutmix(self) -> Tensor:
+        """``(B,)`` bool, whether each sample was mixed by CutMix."""
+        if self._cutmix is None:
+            self._cutmix = torch.full((self._size,), self.any_cutmix)
+        return self._cutmix
+
+    @property
+    def boxes(self) -> Tensor:
+        """``(B, 2 * S)`` long, each sample's CutMix box (zeros where there is none)."""
+        if self._boxes is None:
+            self._boxes = torch.tensor(self._box, dtype=torch.long).expand(self._size, -1).clone()
+        return self._boxes
+
+    @property
+    def lam_mean(self) -> Tensor:
+        """Mean λ over the batch (1.0 when nothing was mixed)."""
+        return self._lam.mean() if self._lam is not None else torch.tensor(self._lam_value)
+
+    @property
+    def mixed_fraction(self) -> Tensor:
+        """Fraction of the samples of the batch that were mixed."""
+        return self._mixed.float().mean() if self._mixed is not None else torch.tensor(float(self.any_mixed))
+
+    def __repr__(self) -> str:
+        return (
+            f"MixParams(batch_size={self._size}, alpha={self.alpha}, cutmix_alpha={self.cutmix_alpha}, "
+            f"any_mixed={self.any_mixed}, any_cutmix={self.any_cutmix}, shared_lam={self.shared_lam})"
+        )
 
 
 @dataclass(frozen=True)
@@ -75,12 +160,12 @@ class MixOutput:
     @property
     def lam_mean(self) -> Tensor:
         """Mean λ over the batch (1.0 when nothing was mixed)."""
-        return self.params.lam.mean()
+        return self.params.lam_mean
 
     @property
     def mixed_fraction(self) -> Tensor:
         """Fraction of the samples of the batch that were mixed."""
-        return self.params.mixed.float().mean()
+        return self.params.mixed_fraction
 
 
 def _check_alpha(name: str, value: float) -> None:
@@ -155,12 +240,41 @@ def sample_beta(alpha: float, size: int, *, generator: torch.Generator | None = 
         >>> bool(((lam >= 0) & (lam <= 1)).all())
         True
     """
-    gammas = torch._standard_gamma(torch.full((2, size), float(alpha), dtype=torch.float64), generator=generator)
-    total = gammas.sum(0)
-    # for tiny α both draws can underflow to 0: λ is then 0 or 1 with equal odds, the Beta(α, α) limit
+    gammas = torch._standard_gamma(_alpha_grid(float(alpha), size), generator=generator)
+    x, y = gammas.unbind(0)
+    if alpha >= _NO_UNDERFLOW_ALPHA:
+        return (x / (x + y)).float()
+    # For tiny α both draws can underflow; torch clamps them to the smallest normal float64, which would give
+    # λ = 0.5. Beta(α, α) tends to a fair coin between 0 and 1 there, so such pairs get a coin instead.
+    tiny = torch.finfo(torch.float64).tiny
     coin = torch.rand(size, generator=generator, dtype=torch.float64) < 0.5
-    lam = torch.where(total > 0, gammas[0] / total.clamp_min(torch.finfo(torch.float64).tiny), coin.double())
+    lam = torch.where((x > tiny) | (y > tiny), x / (x + y), coin.double())
     return lam.float()
+
+
+# Gamma(α) in float64 is about U ** (1 / α): both draws of one λ reach the float64 floor with odds near
+# 10 ** (-615 α), nil from α = 0.1 on (1e-61), so the guard and its extra draws are kept for smaller α only.
+_NO_UNDERFLOW_ALPHA = 0.1
+
+
+@functools.lru_cache(maxsize=16)
+def _alpha_grid(alpha: float, size: int) -> Tensor:
+    """``(2, size)`` float64 tensor of α: the concentrations of ``size`` Beta draws (cached: it is only read)."""
+    return torch.full((2, size), alpha, dtype=torch.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _successor(batch_size: int) -> Tensor:
+    """``[1, 2, ..., B - 1, 0]``: read through it, a permutation gives each entry the next one, cyclically."""
+    return torch.arange(1, batch_size + 1) % batch_size
+
+
+def _random_pairing(batch_size: int, generator: torch.Generator | None) -> Tensor:
+    """Partner of each sample: the next one in a random order, cyclically (a derangement for ``B >= 2``)."""
+    order = torch.randperm(batch_size, generator=generator)
+    # partner[order[i]] = order[i + 1]; an out-of-place scatter over `order` itself writes every position once.
+    # (Three small ops: ``roll`` + ``index_put_`` cost twice as much at the batch sizes where this matters.)
+    return order.scatter(0, order, order.index_select(0, _successor(batch_size)))
 
 
 def sample_mix_params(
@@ -211,38 +325,35 @@ def sample_mix_params(
             f"{tuple(spatial_shape)}. Set `cutmix_alpha=0` for this data."
         )
     b = batch_size
-    boxes = torch.zeros(b, 2 * n_spatial, dtype=torch.long)
     if b < 2 or (mixup_alpha <= 0 and cutmix_alpha <= 0) or prob <= 0:
-        no = torch.zeros(b, dtype=torch.bool)
-        return MixParams(torch.arange(b), torch.ones(b), no, no, boxes, float(mixup_alpha), float(cutmix_alpha))
-
-    # Random cyclic pairing: sample i's partner is the next one in a random order (a derangement for B >= 2).
-    order = torch.randperm(b, generator=generator)
-    partner = torch.empty(b, dtype=torch.long)
-    partner[order] = order.roll(-1)
+        return MixParams(b, n_spatial, alpha=mixup_alpha, cutmix_alpha=cutmix_alpha)
+    partner = _random_pairing(b, generator)
     if mode == "batch":
-        return _sample_batch_params(
-            b, spatial_shape, partner, mixup_alpha, cutmix_alpha, prob, switch_prob, generator, boxes
+        return _sample_batch_params(b, spatial_shape, partner, mixup_alpha, cutmix_alpha, prob, switch_prob, generator)
+
+    both = mixup_alpha > 0 and cutmix_alpha > 0
+    gate = torch.rand(b, generator=generator) < prob if prob < 1 else None
+    use_cutmix = torch.rand(b, generator=generator) < switch_prob if both else None
+    if both:
+        lam = torch.where(
+            use_cutmix,
+            sample_beta(cutmix_alpha, b, generator=generator),
+            sample_beta(mixup_alpha, b, generator=generator),
         )
-
-    draws = b
-    ones = torch.ones(b)
-    gate = torch.rand(draws, generator=generator) < prob
-    if mixup_alpha > 0 and cutmix_alpha > 0:
-        use_cutmix = torch.rand(draws, generator=generator) < switch_prob
     else:
-        use_cutmix = torch.full((draws,), cutmix_alpha > 0)
-    lam_mixup = sample_beta(mixup_alpha, draws, generator=generator) if mixup_alpha > 0 else torch.ones(draws)
-    lam_cut = sample_beta(cutmix_alpha, draws, generator=generator) if cutmix_alpha > 0 else torch.ones(draws)
-    lam = torch.where(use_cutmix, lam_cut, lam_mixup)
-
-    cut = gate & use_cutmix
-    if bool(cut.any()):
+        lam = sample_beta(mixup_alpha if mixup_alpha > 0 else cutmix_alpha, b, generator=generator)
+    mixed: Tensor | bool = True if gate is None else gate
+    if cutmix_alpha <= 0:
+        cut: Tensor | bool = False
+        boxes = None
+    else:
+        cut = (use_cutmix if use_cutmix is not None else torch.ones(b, dtype=torch.bool)) & mixed
         # Box of area ~ (1 - λ) of the input centred uniformly, clipped to the input (timm's rand_bbox); λ is
         # then corrected to the share that is really kept.
         cut_frac = (1.0 - lam).clamp(0, 1) ** (1.0 / n_spatial)
         kept_share = torch.ones(b)
-        box_rand = torch.rand(draws, n_spatial, generator=generator)
+        box_rand = torch.rand(b, n_spatial, generator=generator)
+        boxes = torch.zeros(b, 2 * n_spatial, dtype=torch.long)
         for d, size in enumerate(spatial_shape):
             half = (cut_frac * size).long() // 2
             centre = (box_rand[:, d] * size).long()
@@ -252,8 +363,12 @@ def sample_mix_params(
             boxes[:, 2 * d + 1] = torch.where(cut, end, 0)
             kept_share = kept_share * (end - start).float() / size
         lam = torch.where(cut, 1.0 - kept_share, lam)
-    lam = torch.where(gate, lam, ones)
-    return MixParams(partner, lam.contiguous(), gate.clone(), cut, boxes, float(mixup_alpha), float(cutmix_alpha))
+    if gate is not None:
+        lam = torch.where(gate, lam, 1.0)
+    return MixParams(
+        b, n_spatial, alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, partner=partner, lam=lam, mixed=mixed,
+        cutmix=cut, boxes=boxes,
+    )  # fmt: skip
 
 
 def _sample_batch_params(
@@ -265,32 +380,50 @@ def _sample_batch_params(
     prob: float,
     switch_prob: float,
     generator: torch.Generator | None,
-    boxes: Tensor,
 ) -> MixParams:
-    """Per-batch draws as Python numbers: one gate, one method, one λ, one box (fixed cost matters here)."""
-    gate_u, switch_u, *box_u = torch.rand(2 + len(spatial_shape), generator=generator).tolist()
-    no = torch.zeros(b, dtype=torch.bool)
-    if gate_u >= prob:
-        return MixParams(partner, torch.ones(b), no, no, boxes, float(mixup_alpha), float(cutmix_alpha))
-    use_cut = switch_u < switch_prob if (mixup_alpha > 0 and cutmix_alpha > 0) else cutmix_alpha > 0
+    """Per-batch draws as Python numbers: one gate, one method, one λ, one box (fixed cost matters here).
+
+    Only the uniforms a draw needs are taken from the generator (none for plain Mixup at ``prob=1``).
+    """
+    n_spatial = len(spatial_shape)
+    both = mixup_alpha > 0 and cutmix_alpha > 0
+    if prob < 1 and torch.rand(1, generator=generator).item() >= prob:
+        return MixParams(b, n_spatial, alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, partner=partner)
+    use_cut = torch.rand(1, generator=generator).item() < switch_prob if both else cutmix_alpha > 0
     alpha = cutmix_alpha if use_cut else mixup_alpha
-    x, y = torch._standard_gamma(torch.full((2,), float(alpha), dtype=torch.float64), generator=generator).tolist()
-    lam = x / (x + y) if x + y > 0 else float(switch_u < 0.5)  # both underflow only for tiny α: Beta's limit
-    if use_cut:
-        # the same box rule as the per-element path (timm's rand_bbox), then λ = the share really kept
-        cut_frac = min(max(1.0 - lam, 0.0), 1.0) ** (1.0 / len(spatial_shape))
-        kept_share = 1.0
-        for d, size in enumerate(spatial_shape):
-            half, centre = int(cut_frac * size) // 2, int(box_u[d] * size)
-            start, end = min(max(centre - half, 0), size), min(max(centre + half, 0), size)
-            boxes[:, 2 * d], boxes[:, 2 * d + 1] = start, end
-            kept_share *= (end - start) / size
-        lam = 1.0 - kept_share
-    yes = torch.ones(b, dtype=torch.bool)
+    x, y = torch._standard_gamma(_alpha_grid(float(alpha), 1), generator=generator).view(2).tolist()
+    # both draws reach the float64 floor only for tiny α: Beta(α, α) then tends to a fair coin between 0 and 1
+    tiny = torch.finfo(torch.float64).tiny
+    lam = x / (x + y) if max(x, y) > tiny else float(torch.rand(1, generator=generator).item() < 0.5)
+    if not use_cut:
+        return MixParams(
+            b, n_spatial, alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, partner=partner, lam=lam, mixed=True
+        )
+    # the same box rule as the per-element path (timm's rand_bbox), then λ = the share really kept
+    box_u = torch.rand(n_spatial, generator=generator).tolist()
+    cut_frac = min(max(1.0 - lam, 0.0), 1.0) ** (1.0 / n_spatial)
+    kept_share, box = 1.0, []
+    for d, size in enumerate(spatial_shape):
+        half, centre = int(cut_frac * size) // 2, int(box_u[d] * size)
+        start, end = min(max(centre - half, 0), size), min(max(centre + half, 0), size)
+        box += [start, end]
+        kept_share *= (end - start) / size
     return MixParams(
-        partner, torch.full((b,), lam), yes, yes if use_cut else no, boxes,
-        float(mixup_alpha), float(cutmix_alpha), shared_lam=None if use_cut else lam,
+        b, n_spatial, alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, partner=partner, lam=1.0 - kept_share,
+        mixed=True, cutmix=True, boxes=tuple(box),
     )  # fmt: skip
+
+
+# One-hot rows are read from a cached (smoothed) identity up to this many classes (1,024 classes: 4 MB per
+# device): one gather instead of allocate + scatter, which is most of the fixed cost of small batches.
+_EYE_MAX_CLASSES = 1024
+
+
+@functools.lru_cache(maxsize=16)
+def _smoothed_eye(num_classes: int, smoothing: float, device: torch.device) -> Tensor:
+    off = smoothing / num_classes
+    eye = torch.full((num_classes, num_classes), off, device=device, dtype=torch.float32)
+    return eye.fill_diagonal_(1.0 - smoothing + off)
 
 
 def smooth_one_hot(labels: Tensor, num_classes: int, *, smoothing: float = 0.0) -> Tensor:
@@ -302,12 +435,16 @@ def smooth_one_hot(labels: Tensor, num_classes: int, *, smoothing: float = 0.0) 
         smoothing: mass spread uniformly over all classes (``1 - smoothing + smoothing / K`` on the label).
 
     Returns:
-        ``(B, K)`` float32 targets whose rows sum to 1.
+        ``(B, K)`` float32 targets whose rows sum to 1 (a new tensor: callers may write to it).
 
     Example:
         >>> smooth_one_hot(torch.tensor([1]), 4, smoothing=0.2)
         tensor([[0.0500, 0.8500, 0.0500, 0.0500]])
     """
+    if labels.dtype not in (torch.long, torch.int32):
+        labels = labels.long()
+    if num_classes <= _EYE_MAX_CLASSES:
+        return _smoothed_eye(num_classes, float(smoothing), labels.device).index_select(0, labels)
     off = smoothing / num_classes
     targets = torch.full((labels.shape[0], num_classes), off, device=labels.device, dtype=torch.float32)
     return targets.scatter_(1, labels.long().unsqueeze(1), 1.0 - smoothing + off)
@@ -349,9 +486,9 @@ def apply_mix(inputs: Tensor, labels: Tensor, params: MixParams, *, num_classes:
         True
     """
     device = inputs.device
+    labels = labels if labels.dtype == torch.long else labels.long()
     targets = smooth_one_hot(labels, num_classes, smoothing=smoothing)
-    labels = labels.long()
-    if not bool(params.mixed.any()):
+    if not params.any_mixed:
         return MixOutput(inputs, targets, labels, params)
     partner = params.partner.to(device, non_blocking=True)
     other = inputs.index_select(0, partner)
@@ -362,14 +499,22 @@ def apply_mix(inputs: Tensor, labels: Tensor, params: MixParams, *, num_classes:
         targets = other_targets.lerp_(targets, lam)
         dominant = labels if lam >= 0.5 else labels.index_select(0, partner)
         return MixOutput(mixed, targets, dominant, params)
+    if params._lam_value is not None and params.any_cutmix:  # one box for the whole batch: paste it by slicing
+        lam = params._lam_value
+        mixed = inputs.clone()
+        region = (..., *(slice(params._box[2 * d], params._box[2 * d + 1]) for d in range(params._n_spatial)))
+        mixed[region] = other[region]
+        targets = other_targets.lerp_(targets, lam)
+        dominant = labels if lam >= 0.5 else labels.index_select(0, partner)
+        return MixOutput(mixed, targets, dominant, params)
     lam = params.lam.to(device, non_blocking=True)
     lam_x = lam.to(inputs.dtype).view(-1, *([1] * (inputs.dim() - 1)))
-    if bool(params.cutmix.any()):
+    if params.any_cutmix:
         # Mixup weight 1 for CutMix samples leaves them to the box, pasted from `other` afterwards.
-        lam_mixup = torch.where(params.cutmix.to(device).view_as(lam_x), torch.ones_like(lam_x), lam_x)
-        mixed = torch.lerp(other, inputs, lam_mixup)
+        cut = params.cutmix.to(device).view(-1, *([1] * (inputs.dim() - 1)))
+        mixed = torch.lerp(other, inputs, torch.where(cut, 1.0, lam_x))
         mask = _box_mask(params.boxes.to(device), tuple(inputs.shape[2:]), device)
-        mixed = torch.where(mask & params.cutmix.to(device).view(-1, *([1] * (inputs.dim() - 1))), other, mixed)
+        mixed = torch.where(mask & cut, other, mixed)
     else:
         mixed = other.lerp_(inputs, lam_x)
     targets = other_targets.lerp_(targets, lam.unsqueeze(1))
