@@ -7,7 +7,9 @@ machine load hits both sides alike:
    + each strategy / without any callback, with the *same knobs in force* on both sides, inside the period
    (checks of the running accuracy every 10 steps, never reaching the threshold) and after it (latched). A step is
    the time between two ``on_train_batch_start`` hooks of a Lightning fit: loading, mixing, forward, backward,
-   optimizer, every callback and logging.
+   optimizer, every callback and logging. Measured twice: as separate fits per arm (rotated repeats; their
+   spread is several per cent) and, for the goal, *within one fit*: the callback's per-step hooks switched on
+   and off in alternating blocks of steps, so both sides share the process, model, data and minute.
 2. **High-Loss Removal step / plain step** (goal <= 1.01, reusing the forward pass: forward calls per step are
    counted).
 3. **Our on-device mixing + targets vs timm's** ``Mixup`` on the same tensors (speed-up = timm time / ours; goal
@@ -16,9 +18,9 @@ machine load hits both sides alike:
 4. **DDP**: samples/s of 2 CPU processes (``strategy="ddp"``) / 1 process, both with Mixup Pause, and the
    optimizer step at which each rank ended the period (must be identical).
 
-    python benchmarks/overhead.py            # full, ~10 min on 2 cores; run it on a quiet machine -> results/overhead.*
+    python benchmarks/overhead.py            # full, ~17 min on 2 cores; run it on a quiet machine -> results/overhead.*
     python benchmarks/overhead.py --quick    # smoke run (~1 min; numbers are not figures) -> results/overhead_quick.*
-    python benchmarks/overhead.py --accelerator cuda --precision bf16-mixed --parts step mix   # on a GPU
+    python benchmarks/overhead.py --accelerator cuda --precision bf16-mixed --parts step toggle mix   # on a GPU
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
-PARTS = ("step", "mix", "ddp")
+PARTS = ("step", "toggle", "mix", "ddp")
 ALPHA = 0.4
 BOOST = 1.0
 DROP = 0.1
@@ -67,13 +69,25 @@ COMPARISONS = (
     ("HighLossRemoval, after the period / no callback", "hlr_after", "plain", 1.01),
     ("High-Loss Removal step (10 %) / plain step, no callback", "removal", "plain", 1.01),
 )
+# (name, arm, what is switched on and off in alternating blocks of steps within one fit, goal)
+TOGGLED = (
+    ("MixupPause, in the period (α 0)", "pause_in", "callback", 1.01),
+    ("MixupPause, after the period (α 0.4)", "pause_after", "callback", 1.01),
+    ("AlphaBoost, in the period (α 1.0)", "boost_in", "callback", 1.01),
+    ("AlphaBoost, after the period (α 0.4)", "boost_after", "callback", 1.01),
+    ("HighLossRemoval, in the period (10 %)", "hlr_in", "callback", 1.01),
+    ("HighLossRemoval, after the period", "hlr_after", "callback", 1.01),
+    ("High-Loss Removal step (10 %) / plain step", "plain", "removal", 1.01),
+)
 FULL = {
     "step": {"steps": 70, "warmup": 10, "repeats": 7, "batch_size": 128},
+    "toggle": {"block": 20, "warmup": 40, "pairs": 10, "repeats": 3, "batch_size": 128},
     "mix": {"shapes": [(1, 28, 28), (3, 32, 32), (3, 224, 224)], "batch_sizes": [32, 128, 256], "max_elems": 2e7},
     "ddp": {"steps": 80, "warmup": 10, "repeats": 3, "batch_size": 128},
 }
 QUICK = {
     "step": {"steps": 6, "warmup": 2, "repeats": 1, "batch_size": 32},
+    "toggle": {"block": 2, "warmup": 2, "pairs": 2, "repeats": 1, "batch_size": 32},
     "mix": {"shapes": [(1, 28, 28), (3, 32, 32)], "batch_sizes": [32], "max_elems": 2e7},
     "ddp": {"steps": 10, "warmup": 2, "repeats": 1, "batch_size": 32},
 }
@@ -227,6 +241,108 @@ def measure_steps(cfg: dict[str, Any], device: str, accelerator: str, precision:
             }
         )
     return {"config": cfg, "arms": per_arm, "comparisons": comparisons}
+
+
+def _gate_step_hooks(callback: Any, on: Any) -> None:
+    """Let ``callback``'s per-step hooks run only for the batches where ``on(batch_idx)`` is true.
+
+    Lightning looks hooks up on the instance, so instance attributes shadow the class's methods; every other hook
+    (setup, fit start, epoch end, state) runs as usual.
+    """
+    for name in ("on_train_batch_start", "on_train_batch_end"):
+        hook = getattr(callback, name)
+
+        def gated(*args: Any, _hook: Any = hook) -> None:
+            if on(args[-1]):  # batch_idx is the last positional argument of both hooks
+                _hook(*args)
+
+        setattr(callback, name, gated)
+
+
+def fit_toggled(name: str, arm: str, what: str, cfg: dict[str, Any], dm: Any, repeat: int, device: str, **kw: Any):
+    """One fit whose callback (or removal) is on in every other block of ``cfg['block']`` steps.
+
+    Both sides of each ratio then come from the same process, model, data stream and minute, so slow drifts and
+    per-fit offsets (memory layout, thread pools), which dominate the spread of separate fits, cancel. The side
+    that goes first alternates with ``repeat``.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback
+
+    block, warmup = cfg["block"], cfg["warmup"]
+    total = warmup + 2 * cfg["pairs"] * block
+
+    def on(batch_idx: int) -> bool:
+        return (batch_idx // block + repeat) % 2 == 0
+
+    spec = STEP_ARMS[arm]
+    L.seed_everything(0, verbose=False)
+    model = _model(spec["mixup_alpha"], spec["drop_fraction"])
+    timer = _callbacks_module()(device)
+    callbacks: list[Any] = [timer]
+    if what == "callback":
+        cb = _enlightenment(*spec["callback"])
+        _gate_step_hooks(cb, on)
+        callbacks.append(cb)
+    else:  # the module's removal knob, set before every step on both sides (the setter's cost cancels)
+
+        class ToggleRemoval(Callback):
+            def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+                pl_module.set_knobs(drop_fraction=DROP if on(batch_idx) else 0.0)
+
+        callbacks.append(ToggleRemoval())
+    trainer = _trainer(total + 1, callbacks, kw["accelerator"], kw["precision"], devices=1)
+    trainer.fit(model, dm)
+    steps = np.diff(np.asarray(timer.starts))  # step i: from its batch start to the next one
+    idx = np.arange(steps.size)
+    ratios = []
+    for k in range(cfg["pairs"]):
+        first = warmup + 2 * k * block
+        a, b = steps[first : first + block], steps[first + block : first + 2 * block]
+        on_block, off_block = (a, b) if on(first) else (b, a)
+        ratios.append(float(on_block.mean() / off_block.mean()))
+    measured = idx >= warmup
+    on_mask = np.array([on(i) for i in idx]) & measured
+    off_mask = ~np.array([on(i) for i in idx]) & measured
+    return {
+        "name": name,
+        "repeat": repeat,
+        "pair_ratios": ratios,
+        "on_ms": float(steps[on_mask].mean() * 1e3),
+        "off_ms": float(steps[off_mask].mean() * 1e3),
+    }
+
+
+def measure_toggled(cfg: dict[str, Any], device: str, accelerator: str, precision: str) -> dict[str, Any]:
+    """Each comparison as ``repeats`` fits with the thing measured switched on and off in alternating blocks."""
+    dm = _datamodule(cfg["batch_size"])
+    fit_timed("mixup", dm, {"steps": 13, "warmup": 10}, device, accelerator, precision)  # warm-up, not recorded
+    rows = []
+    for name, arm, what, goal in TOGGLED:
+        fits = [
+            fit_toggled(name, arm, what, cfg, dm, r, device, accelerator=accelerator, precision=precision)
+            for r in range(cfg["repeats"])
+        ]
+        ratios = [x for f in fits for x in f["pair_ratios"]]
+        mean, lo, hi = C.t_interval(ratios)
+        on_ms, off_ms = [f["on_ms"] for f in fits], [f["off_ms"] for f in fits]
+        rows.append(
+            {
+                "name": name,
+                "arm": arm,
+                "toggled": what,
+                "fits": fits,
+                "on_ms": C.mean_std(on_ms),
+                "off_ms": C.mean_std(off_ms),
+                "extra_ms_per_step": float(np.mean(on_ms) - np.mean(off_ms)),
+                "ratio": {"mean": mean, "std": C.mean_std(ratios)[1], "ci95": [lo, hi], "n_pairs": len(ratios)},
+                "goal_max": goal,
+                "meets_goal": bool(mean <= goal),
+                "goal_excluded_by_ci": bool(hi <= goal),
+            }
+        )
+        print(f"  toggled {name:<45} ratio {mean:.4f} [{lo:.4f}, {hi:.4f}]", flush=True)
+    return {"config": cfg, "comparisons": rows}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -466,6 +582,33 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{r['mean']:.4f} ± {r['std']:.4f} {ci} | {c['goal_max']} | {_ok(c['meets_goal'])} | "
                 f"{c['forward_calls_per_step']:.2f} |"
             )
+    if "toggle" in result:
+        t = result["toggle"]
+        cfg = t["config"]
+        lines += [
+            "",
+            "## Training step with the callback / without, switched within one fit (the goal's measurement)",
+            "",
+            f"The spread between separate fits (above) is several per cent, too wide to resolve 1 %. Here each row is "
+            f"{cfg['repeats']} fit(s) in which the callback's per-step hooks (or the removal knob) are on in every "
+            f"other block of {cfg['block']} steps and off in the blocks between, after {cfg['warmup']} warm-up "
+            f"steps; the module's knobs are the same on both sides (the strategy set them at the start; 'after': "
+            f"latched). Ratio = mean over adjacent on/off block pairs ({cfg['pairs']} per fit, which side comes "
+            "first alternating between fits) of mean step time on / off, ± std, [95 % t-interval]. The callback "
+            f"checks every 10 steps, so each on-block holds {cfg['block'] / 10:g} of its checks.",
+            "",
+            "| comparison | on (ms/step) | off (ms/step) | extra (ms/step) | ratio [95 % CI] | goal <= | met | "
+            "CI below goal |",
+            "|---|---:|---:|---:|---:|---:|---|---|",
+        ]
+        for c in t["comparisons"]:
+            r = c["ratio"]
+            ci = f"[{r['ci95'][0]:.4f}, {r['ci95'][1]:.4f}]" if not math.isnan(r["ci95"][0]) else ""
+            lines.append(
+                f"| {c['name']} | {_ms(c['on_ms'])} | {_ms(c['off_ms'])} | {c['extra_ms_per_step']:+.2f} | "
+                f"{r['mean']:.4f} ± {r['std']:.4f} {ci} | {c['goal_max']} | {_ok(c['meets_goal'])} | "
+                f"{_ok(c['goal_excluded_by_ci'])} |"
+            )
     if "mix" in result:
         lines += [
             "",
@@ -550,12 +693,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = "cuda" if args.accelerator in ("cuda", "gpu") else "cpu"
     preset = {k: dict(v) for k, v in (QUICK if args.quick else FULL).items()}
     if args.repeats:
-        preset["step"]["repeats"] = preset["ddp"]["repeats"] = args.repeats
+        preset["step"]["repeats"] = preset["toggle"]["repeats"] = preset["ddp"]["repeats"] = args.repeats
     gpu_note = (
         f"measured on {torch.cuda.get_device_name(0)}."
         if device == "cuda"
         else "none was available for this run (CPU only); run with `--accelerator cuda --precision bf16-mixed "
-        "--parts step mix` where one is."
+        "--parts step toggle mix` where one is."
     )
     result: dict[str, Any] = {
         "header": C.header(
@@ -575,6 +718,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "step" in args.parts:
         print("step time:", flush=True)
         result["step"] = measure_steps(preset["step"], device, args.accelerator, args.precision)
+    if "toggle" in args.parts:
+        print("step time, toggled within one fit:", flush=True)
+        result["toggle"] = measure_toggled(preset["toggle"], device, args.accelerator, args.precision)
     if "mix" in args.parts:
         print("mixing:", flush=True)
         result["mix"] = measure_mixing(preset["mix"], device, args.quick)
