@@ -56,7 +56,7 @@ class MixParams:
     """
 
     __slots__ = (
-        "_box", "_boxes", "_cutmix", "_lam", "_lam_value", "_mixed", "_n_spatial", "_partner", "_size",
+        "_box", "_boxes", "_cutmix", "_lam", "_lam_value", "_mixed", "_n_spatial", "_partner", "_size", "_uniform",
         "alpha", "any_cutmix", "any_mixed", "cutmix_alpha", "shared_lam",
     )  # fmt: skip
 
@@ -73,8 +73,10 @@ class MixParams:
         cutmix: Tensor | bool = False,
         boxes: Tensor | tuple[int, ...] | None = None,
     ) -> None:
+        set_ = object.__setattr__  # the public attributes are read-only (see __setattr__)
         self._size, self._n_spatial = batch_size, n_spatial
-        self.alpha, self.cutmix_alpha = float(alpha), float(cutmix_alpha)
+        set_(self, "alpha", float(alpha))
+        set_(self, "cutmix_alpha", float(cutmix_alpha))
         self._partner = partner
         # a tensor argument is the per-sample value; a Python value is shared by the whole batch (built on read)
         self._lam = lam if isinstance(lam, Tensor) else None
@@ -83,10 +85,17 @@ class MixParams:
         self._cutmix = cutmix if isinstance(cutmix, Tensor) else None
         self._boxes = boxes if isinstance(boxes, Tensor) else None
         self._box = boxes if isinstance(boxes, tuple) else (0,) * (2 * n_spatial)
-        self.any_mixed = bool(mixed.any()) if isinstance(mixed, Tensor) else bool(mixed)
-        self.any_cutmix = bool(cutmix.any()) if isinstance(cutmix, Tensor) else bool(cutmix)
-        uniform_mixup = self._lam_value is not None and self.any_mixed and not self.any_cutmix and self._mixed is None
-        self.shared_lam = self._lam_value if uniform_mixup else None
+        # one draw for the whole batch: every per-sample value given as a Python value
+        self._uniform = all(not isinstance(v, Tensor) for v in (lam, mixed, cutmix, boxes))
+        set_(self, "any_mixed", bool(mixed.any()) if isinstance(mixed, Tensor) else bool(mixed))
+        set_(self, "any_cutmix", bool(cutmix.any()) if isinstance(cutmix, Tensor) else bool(cutmix))
+        uniform_mixup = self._uniform and self.any_mixed and not self.any_cutmix
+        set_(self, "shared_lam", self._lam_value if uniform_mixup else None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if not name.startswith("_"):
+            raise AttributeError(f"MixParams is read-only: cannot set {name!r}.")
+        object.__setattr__(self, name, value)
 
     @property
     def partner(self) -> Tensor:
@@ -499,7 +508,7 @@ def apply_mix(inputs: Tensor, labels: Tensor, params: MixParams, *, num_classes:
         targets = other_targets.lerp_(targets, lam)
         dominant = labels if lam >= 0.5 else labels.index_select(0, partner)
         return MixOutput(mixed, targets, dominant, params)
-    if params._lam_value is not None and params.any_cutmix:  # one box for the whole batch: paste it by slicing
+    if params._uniform and params.any_cutmix:  # one box for the whole batch: paste it by slicing
         lam = params._lam_value
         mixed = inputs.clone()
         region = (..., *(slice(params._box[2 * d], params._box[2 * d + 1]) for d in range(params._n_spatial)))
