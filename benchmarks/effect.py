@@ -21,7 +21,7 @@ the paired difference to ``mixup`` with a 95 % t-interval, and where the period 
 Runs are appended to ``<out>_runs.jsonl`` as they finish; running the same command again continues an
 interrupted sweep (runs of another configuration in that file are kept but ignored).
 
-    python benchmarks/effect.py                      # full sweep (~75 min on 2 quiet cores) -> results/effect.*
+    python benchmarks/effect.py                      # full sweep (~90 min on 2 cores) -> results/effect.*
     python benchmarks/effect.py --quick              # smoke run, ~1 min -> results/effect_quick.*
     python benchmarks/effect.py --sizes 2000 --seeds 3 --arms mixup pause_metric --out /tmp/e
 """
