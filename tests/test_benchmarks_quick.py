@@ -99,6 +99,17 @@ def test_overhead_quick_writes_positive_ratios_and_equal_boundaries(quick_result
         elif c["arm"].endswith("_after"):
             assert c["in_period_at_end"] is False
 
+    toggle = result["toggle"]
+    cfg = toggle["config"]
+    assert len(toggle["comparisons"]) == 7
+    for c in toggle["comparisons"]:
+        assert c["ratio"]["n_pairs"] == cfg["pairs"] * cfg["repeats"] and _finite_positive(c["ratio"]["mean"])
+        assert all(len(f["pair_ratios"]) == cfg["pairs"] for f in c["fits"])
+        if c["toggled"] == "callback":  # the hooks ran (and were timed) on the on-blocks
+            assert _finite_positive(c["hook_us_per_step"][0]) and 0 < c["hook_share"] < 1
+        else:
+            assert c["hook_us_per_step"] is None
+
     mix = result["mix"]
     assert {row["mode"] for row in mix} == {"batch", "elem"}
     for row in mix:
