@@ -184,6 +184,27 @@ def ratio_stats(numerators: Sequence[float], denominators: Sequence[float]) -> d
     }
 
 
+def quiet_trainer(*, steps: int, callbacks: list, **kw: Any) -> Any:
+    """A Lightning ``Trainer`` for a benchmark fit of ``steps`` optimizer steps and nothing else.
+
+    No logger, checkpoints, progress bar, model summary or sanity check; ``kw`` adds the run's own settings
+    (``accelerator``, ``devices``, ``precision``, ``limit_val_batches``, ``strategy``, ...).
+    """
+    import lightning as L
+
+    return L.Trainer(
+        max_steps=steps,
+        max_epochs=-1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        **kw,
+    )
+
+
 # ------------------------------------------------------------------------------------------------------------
 # output
 def quiet() -> None:

@@ -166,18 +166,12 @@ def run_one(size: int, arm: str, seed: int, run: dict[str, Any]) -> dict[str, An
         lr_interval="step",
     )
     cb = _callback(arm)
-    trainer = L.Trainer(
+    trainer = C.quiet_trainer(
+        steps=steps,
+        callbacks=[cb] if cb is not None else [],
         accelerator=run["accelerator"],
         devices=1,
-        max_steps=steps,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
         limit_val_batches=0,
-        callbacks=[cb] if cb is not None else [],
     )
     t_fit = time.perf_counter()
     trainer.fit(model, dm)

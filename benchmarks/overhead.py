@@ -159,25 +159,6 @@ def _model(mixup_alpha: float, drop_fraction: float) -> Any:
     )
 
 
-def _trainer(steps: int, callbacks: list, accelerator: str, precision: str, **kw: Any) -> Any:
-    import lightning as L
-
-    return L.Trainer(
-        accelerator=accelerator,
-        max_steps=steps,
-        max_epochs=-1,
-        precision=precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        callbacks=callbacks,
-        **kw,
-    )
-
-
 # ------------------------------------------------------------------------------------------------------------
 # 1 + 2: step time
 def fit_timed(arm: str, dm: Any, cfg: dict[str, Any], device: str, accelerator: str, precision: str) -> dict:
@@ -192,7 +173,10 @@ def fit_timed(arm: str, dm: Any, cfg: dict[str, Any], device: str, accelerator: 
     timer = _callbacks_module()(device)
     cb = None if spec["callback"] is None else _enlightenment(*spec["callback"])
     callbacks = [timer] + ([cb] if cb is not None else [])
-    trainer = _trainer(cfg["steps"], callbacks, accelerator, precision, devices=1)
+    trainer = C.quiet_trainer(
+        steps=cfg["steps"], callbacks=callbacks, accelerator=accelerator, precision=precision, devices=1,
+        limit_val_batches=0,
+    )  # fmt: skip
     trainer.fit(model, dm)
     steps = np.diff(np.asarray(timer.starts))[cfg["warmup"] :]
     return {
@@ -296,7 +280,10 @@ def fit_toggled(name: str, arm: str, what: str, cfg: dict[str, Any], dm: Any, re
                 pl_module.set_knobs(drop_fraction=DROP if on(batch_idx) else 0.0)
 
         callbacks.append(ToggleRemoval())
-    trainer = _trainer(total + 1, callbacks, kw["accelerator"], kw["precision"], devices=1)
+    trainer = C.quiet_trainer(
+        steps=total + 1, callbacks=callbacks, accelerator=kw["accelerator"], precision=kw["precision"], devices=1,
+        limit_val_batches=0,
+    )  # fmt: skip
     trainer.fit(model, dm)
     steps = np.diff(np.asarray(timer.starts))  # step i: from its batch start to the next one
     idx = np.arange(steps.size)
@@ -469,7 +456,10 @@ def ddp_worker(args: argparse.Namespace) -> None:
     timer = _callbacks_module()("cpu")
     cb = EnlightenmentCallback(strategy=MixupPause(), verbose=False)
     strategy = "ddp" if args.devices > 1 else "auto"
-    trainer = _trainer(args.steps, [timer, cb], "cpu", "32-true", devices=args.devices, strategy=strategy)
+    trainer = C.quiet_trainer(
+        steps=args.steps, callbacks=[timer, cb], accelerator="cpu", precision="32-true", devices=args.devices,
+        strategy=strategy, limit_val_batches=0,
+    )  # fmt: skip
     trainer.fit(model, dm)
     steps = np.diff(np.asarray(timer.starts))[args.warmup :]
     step_s = float(steps.mean())

@@ -110,18 +110,7 @@ def run_one(name: str, arm: str, seed: int, steps: int) -> dict[str, Any]:
         )
     elif arm != "baseline":
         raise ValueError(f"unknown arm {arm!r}; use one of {ARMS}")
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=steps,
-        max_epochs=-1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=callbacks,
-    )
+    trainer = C.quiet_trainer(steps=steps, callbacks=callbacks, accelerator="cpu", devices=1)
     trainer.fit(model, dm)
     acc = float(trainer.test(model, dm, verbose=False)[0]["test/acc"])
     cb = callbacks[0] if callbacks else None
