@@ -9,6 +9,7 @@ are only ever appended to.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -17,6 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,14 +48,90 @@ def package_version(package: str) -> str:
         return "not installed"
 
 
+#: What decides a result: the package, the benchmark scripts, the recipes and the dependency list. A change
+#: outside these (docs, results, tests) does not change what a benchmark measures.
+CODE_PATHS = ("src", "benchmarks", "configs", "pyproject.toml")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+
+
 def git_state() -> dict[str, Any]:
-    """Commit of the working tree and whether it has uncommitted changes (``None`` outside git)."""
+    """Which code a result comes from: the commit, whether the tree differs from it, and a hash of the code.
+
+    ``dirty`` is about the whole tree; ``code_dirty`` only about :data:`CODE_PATHS` (results being written and
+    edited docs do not count). ``code_id`` hashes the content of every tracked or untracked (not ignored) file
+    under :data:`CODE_PATHS` except ``benchmarks/results``, as it is on disk: two runs with the same
+    ``code_id`` ran the same code, whatever was committed in between, and a run from a dirty tree gets an id no
+    commit has. ``None`` values outside git.
+    """
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True)
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+        commit = _git("rev-parse", "HEAD").strip()
+        dirty = bool(_git("status", "--porcelain").strip())
+        code_changes = _git("status", "--porcelain", "--", *CODE_PATHS, ":(exclude)benchmarks/results").strip()
+        files = _git("ls-files", "--cached", "--others", "--exclude-standard", "--", *CODE_PATHS).split("\n")
     except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
+        return {"commit": None, "dirty": None, "code_dirty": None, "code_id": None}
+    digest = hashlib.sha1()
+    for name in sorted(f for f in files if f and not f.startswith("benchmarks/results/")):
+        path = ROOT / name
+        if path.is_file():  # a file deleted in the working tree is still listed by --cached
+            digest.update(name.encode() + b"\0" + hashlib.sha1(path.read_bytes()).digest())
+    return {"commit": commit, "dirty": dirty, "code_dirty": bool(code_changes), "code_id": digest.hexdigest()[:12]}
+
+
+def require_committed_code(mode: str, *, allow_dirty: bool) -> dict[str, Any]:
+    """The :func:`git_state`; a full run refuses code that differs from the commit it would name.
+
+    A result names the commit whose code produced it, so a full run (``mode="full"``) from a tree with
+    uncommitted changes under :data:`CODE_PATHS` stops here, before any training, unless ``allow_dirty``
+    (then the header and the Markdown say "uncommitted changes"). Quick runs are smoke tests and always run.
+
+    Raises:
+        SystemExit: for a full run from uncommitted code without ``allow_dirty``.
+    """
+    state = git_state()
+    if mode == "full" and state["code_dirty"] and not allow_dirty:
+        changed = _git("status", "--porcelain", "--", *CODE_PATHS, ":(exclude)benchmarks/results").strip()
+        raise SystemExit(
+            "A full benchmark run names the commit whose code produced it, but these code files differ from "
+            f"commit {state['commit'][:12]}:\n{changed}\nCommit them first (or pass --allow-dirty; the results then "
+            "say 'uncommitted changes')."
+        )
+    return state
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from ``/proc/cpuinfo``; the platform's processor elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class LoadSampler(threading.Thread):
+    """Samples the 1-minute load average every ``every`` seconds while a benchmark runs (is anything else?)."""
+
+    def __init__(self, every: float = 15.0) -> None:
+        super().__init__(daemon=True)
+        self.every, self.samples = every, [os.getloadavg()[0]]
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Sample until :meth:`stop`."""
+        while not self._stop_event.wait(self.every):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> dict[str, Any]:
+        """Stop sampling; ``min``/``mean``/``max`` and every sample of the 1-minute load average."""
+        self._stop_event.set()
+        self.samples.append(os.getloadavg()[0])
+        s = self.samples
+        return {"min": min(s), "mean": sum(s) / len(s), "max": max(s), "samples": s}
 
 
 def machine() -> dict[str, Any]:
@@ -61,7 +139,9 @@ def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
     }
     try:
@@ -77,7 +157,16 @@ def machine() -> dict[str, Any]:
     return info
 
 
-def header(script: str, *, mode: str, seeds: Sequence[int] | None, config: dict[str, Any], **extra: Any) -> dict:
+def header(
+    script: str,
+    *,
+    mode: str,
+    seeds: Sequence[int] | None,
+    config: dict[str, Any],
+    git: dict[str, Any] | None = None,
+    versions: Sequence[str] = VERSIONED,
+    **extra: Any,
+) -> dict:
     """The record that heads every result file: what ran, where, with which versions, seeds and settings.
 
     Args:
@@ -85,6 +174,8 @@ def header(script: str, *, mode: str, seeds: Sequence[int] | None, config: dict[
         mode: ``"full"`` or ``"quick"`` (quick numbers are smoke tests, not figures).
         seeds: the seeds used (``None`` where none apply).
         config: the exact configuration.
+        git: the :func:`git_state` taken before the runs (default: now).
+        versions: the packages whose versions are recorded.
         **extra: more fields (threads, budgets...).
     """
     return {
@@ -93,8 +184,8 @@ def header(script: str, *, mode: str, seeds: Sequence[int] | None, config: dict[
         "mode": mode,
         "date_utc": utc_now(),
         "machine": machine(),
-        "versions": {p: package_version(p) for p in VERSIONED},
-        "git": git_state(),
+        "versions": {p: package_version(p) for p in versions},
+        "git": git_state() if git is None else git,
         "seeds": None if seeds is None else list(seeds),
         "config": config,
         **extra,
@@ -107,11 +198,13 @@ def header_markdown(h: dict[str, Any]) -> list[str]:
     load = m.get("load_average_1_5_15min")
     lines = [
         f"- Produced by `{h['command']}` ({h['mode']} mode) on {h['date_utc']}.",
-        f"- Machine: {m['platform']}, {m['cpu_count']} CPUs ({m['processor']}), Python {m['python']}"
+        f"- Machine: {m.get('cpu', m['processor'])}, {m['cpu_count']} CPUs, {m.get('memory_gb', '?')} GB, "
+        f"{m['platform']}, Python {m['python']}"
         + (f", accelerator {m['cuda']}" if m.get("cuda") else ", no accelerator")
         + (f"; load average at the start {load[0]} / {load[1]} / {load[2]} (1/5/15 min)." if load else "."),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()) + ".",
-        f"- Git: {h['git']['commit']}{' (uncommitted changes)' if h['git']['dirty'] else ''}.",
+        f"- Git: {h['git']['commit']}{' (uncommitted code changes)' if h['git'].get('code_dirty') else ''}"
+        + (f", code id {h['git']['code_id']}." if h["git"].get("code_id") else "."),
     ]
     if h.get("seeds") is not None:
         lines.append(f"- Seeds: {h['seeds']}.")

