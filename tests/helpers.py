@@ -34,8 +34,10 @@ def linear_schedule(batch: int, rank: int = 0) -> float:
 
 
 class ScriptedModule(EnlightenmentMixin, L.LightningModule):
-    """A linear classifier on random data whose recorded accuracy follows a script (by global batch index).
+    """A linear classifier on random data whose recorded accuracy follows a script.
 
+    The script is indexed by ``global_step`` (``schedule_by="step"``) or by the running micro-batch count of the
+    fit (``"micro_batch"``: 0, 1, 2, ... for every ``training_step`` call, what gradient accumulation tests need).
     It really mixes (when ``mixup_alpha > 0``) and really removes (when the knobs say so), and it keeps a trace of
     what each training step applied, so tests can assert on the knobs, λ and removed samples step by step.
     """
@@ -47,24 +49,29 @@ class ScriptedModule(EnlightenmentMixin, L.LightningModule):
         mixup_alpha: float = 0.0,
         val_schedule: Callable[[int], float] | None = None,
         mix_seed: int | None = 0,
+        schedule_by: str = "step",
     ) -> None:
         super().__init__()
+        assert schedule_by in ("step", "micro_batch")
+        self.schedule_by = schedule_by
         self.schedule = schedule
         self.val_schedule = val_schedule
         self.net = torch.nn.Linear(8, num_classes)
         self.configure_enlightenment(num_classes=num_classes, mixup_alpha=mixup_alpha, mix_seed=mix_seed)
         self.trace: list[dict] = []
-        self.batches_seen = 0
+        self.micro_batches = 0
 
     def training_step(self, batch, batch_idx):
         x, y = batch
         step = self.classification_step(x, y, self.net)
-        index = self.trainer.global_step
+        index = self.trainer.global_step if self.schedule_by == "step" else self.micro_batches
         acc = self.schedule(index, self.global_rank)
+        assert 0.0 <= acc <= 1.0, f"a scripted accuracy must be in [0, 1], got {acc} (batch {index})"
         self.record_accuracy(torch.tensor(round(acc * 100)), torch.tensor(100))
         self.trace.append(
             {
-                "step": index,
+                "step": self.trainer.global_step,
+                "micro_batch": self.micro_batches,
                 "alpha": self.knobs.mixup_alpha,
                 "drop_fraction": self.knobs.drop_fraction,
                 "lam": step.mix.params.lam.clone(),
@@ -72,6 +79,7 @@ class ScriptedModule(EnlightenmentMixin, L.LightningModule):
                 "losses": step.losses.detach().clone(),
             }
         )
+        self.micro_batches += 1
         return step.loss
 
     def validation_step(self, batch, batch_idx):

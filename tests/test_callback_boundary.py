@@ -147,13 +147,62 @@ def test_warns_when_boundary_falls_at_first_check(tmp_path):
     assert cb.boundary_step == 10
 
 
-def test_gradient_accumulation_checks_on_optimizer_steps(tmp_path):
-    cb = EnlightenmentCallback(strategy="high_loss_removal", window=2, check_every_n_steps=5, max_duration=None)
-    model = ScriptedModule()
-    trainer = L.Trainer(callbacks=[cb], max_epochs=1, accumulate_grad_batches=2, **trainer_kwargs(tmp_path))
-    trainer.fit(model, random_loader(n=1600))
-    # window = the 2 batches of the last optimizer step, both scripted from global_step s - 1
-    assert cb.boundary_step == expected_metric_step(0.5, 5)
+def first_of_cycle_high(m: int, rank: int) -> float:
+    """Micro-batch m: 0.9 on the first micro-batch of each 2-batch accumulation cycle (m even), m/100 on the last."""
+    return 0.9 if m % 2 == 0 else min(m / 100, 1.0)
+
+
+def fit_accumulating(tmp_path, cb, *, n=800, batch_size=8, accumulate=2, **kw):
+    model = ScriptedModule(schedule=first_of_cycle_high, schedule_by="micro_batch", **kw)
+    trainer = L.Trainer(callbacks=[cb], max_epochs=1, accumulate_grad_batches=accumulate, **trainer_kwargs(tmp_path))
+    trainer.fit(model, random_loader(n=n, batch_size=batch_size))
+    return model, trainer
+
+
+@pytest.mark.parametrize(
+    ("window", "every", "expected_step", "expected_value"),
+    [
+        # window 1 = the step's last micro-batch (2s - 1): (2s - 1)/100 >= 0.5 first at s = 26
+        (1, 1, 26, 0.51),
+        (1, 5, 30, 0.59),
+        # window 4 = the 4 micro-batches of the last 2 optimizer steps: (90 + 2s-3 + 90 + 2s-1)/400 >= 0.5 at s = 6
+        (4, 1, 6, 0.5),
+    ],
+)
+def test_accumulation_checks_once_per_optimizer_step_after_its_last_micro_batch(
+    tmp_path, window, every, expected_step, expected_value
+):
+    """With accumulate_grad_batches=2 the first micro-batch of every step scripts 0.9: a check after it (as at
+    global_step 0 before the fix, or a check per micro-batch) would end the period at once."""
+    cb = EnlightenmentCallback(
+        strategy="high_loss_removal", window=window, check_every_n_steps=every, max_duration=None
+    )
+    model, trainer = fit_accumulating(tmp_path, cb)
+    assert trainer.global_step == 50  # 100 micro-batches, 2 per optimizer step
+    assert cb.boundary_step == expected_step
+    assert cb.last_value == pytest.approx(expected_value)
+    assert cb.num_checks == expected_step // every  # one check per checked optimizer step, none at step 0
+    # the period's knob was in force for every micro-batch of the steps before the boundary
+    removing = [t["micro_batch"] for t in model.trace if t["drop_fraction"] > 0]
+    assert removing == list(range(2 * expected_step))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected_step", "reason"),
+    [
+        ({"duration": "5st"}, 5, "fixed duration 5st"),  # optimizer steps, not micro-batches
+        ({"duration": "25%"}, 13, "fixed duration 25%"),  # of the 50 optimizer steps, rounded up
+        ({"max_duration": "0.1dur"}, 5, "max_duration guard 0.1dur"),
+        ({"duration": "1ep"}, 50, "fixed duration 1ep"),
+    ],
+)
+def test_accumulation_lengths_count_optimizer_steps(tmp_path, kwargs, expected_step, reason):
+    base = {"strategy": "high_loss_removal", "window": 1, "max_duration": None, "threshold": 0.99}
+    cb = EnlightenmentCallback(**{**base, **kwargs})
+    model, trainer = fit_accumulating(tmp_path, cb)
+    assert trainer.estimated_stepping_batches == 50
+    assert cb.boundary_step == expected_step and reason in cb.reason
+    assert [t["micro_batch"] for t in model.trace if t["drop_fraction"] > 0] == list(range(2 * expected_step))
 
 
 @pytest.mark.parametrize(
@@ -196,4 +245,78 @@ def test_loss_monitor_in_min_mode(tmp_path):
     model = LossLogging()
     L.Trainer(callbacks=[cb], max_epochs=1, **trainer_kwargs(tmp_path)).fit(model, random_loader(n=800))
     assert cb.boundary_step == 61  # logged at step 60 -> 0.40 <= 0.405, checked after that step
-    assert torch.is_tensor(model.trace[0]["kept"])
+    assert cb.last_value == pytest.approx(0.40)
+
+
+@pytest.mark.parametrize("monitor", ["", 0])
+def test_empty_or_non_string_monitor_is_refused(monitor):
+    with pytest.raises(ValueError, match=r"`monitor` must be a metric name or None, got " + repr(monitor)):
+        EnlightenmentCallback(monitor=monitor)
+
+
+def test_module_that_records_no_predictions_gets_a_clear_error(tmp_path):
+    class Silent(ScriptedModule):
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return self.reduce_losses(torch.nn.functional.cross_entropy(self.net(x), y, reduction="none")).loss
+
+    cb = EnlightenmentCallback(strategy="high_loss_removal", check_every_n_steps=2, max_duration=None)
+    trainer = L.Trainer(callbacks=[cb], max_epochs=1, **trainer_kwargs(tmp_path))
+    with pytest.raises(RuntimeError, match=r"recorded no predictions.*record_accuracy\(correct, total\).*monitor="):
+        trainer.fit(Silent(), random_loader(n=80))
+    assert trainer.global_step == 2  # at the first check
+
+
+def test_chance_adjusted_without_classes_is_refused_before_training(tmp_path):
+    model = ScriptedModule()
+    model.configure_enlightenment(num_classes=None)  # e.g. a language model: no classes, no chance level
+    cb = EnlightenmentCallback(strategy="high_loss_removal", chance_adjusted=True)
+    trainer = L.Trainer(callbacks=[cb], max_epochs=1, **trainer_kwargs(tmp_path))
+    with pytest.raises(ValueError, match=r"chance_adjusted=True` needs the number of classes.*num_classes="):
+        trainer.fit(model, random_loader(n=80))
+    assert trainer.global_step == 0
+
+
+class StopAt(L.Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
+def test_share_of_an_open_ended_run_is_refused_before_training(tmp_path):
+    cb = EnlightenmentCallback(strategy="high_loss_removal", duration="0.1dur")
+    trainer = L.Trainer(callbacks=[cb], max_epochs=-1, max_steps=-1, **trainer_kwargs(tmp_path))
+    with pytest.raises(ValueError, match=r"`0.1dur` is a share of the run, but the run has no known length"):
+        trainer.fit(ScriptedModule(), random_loader(n=80))
+    assert trainer.global_step == 0
+
+
+def test_default_guard_is_off_with_a_warning_on_an_open_ended_run(tmp_path):
+    cb = EnlightenmentCallback(strategy="high_loss_removal", window=1, check_every_n_steps=5)
+    trainer = L.Trainer(callbacks=[cb, StopAt(40)], max_epochs=-1, max_steps=-1, **trainer_kwargs(tmp_path))
+    with pytest.warns(UserWarning, match=r"no known length; the default max_duration guard \('0.2dur'\) is off"):
+        trainer.fit(ScriptedModule(schedule=lambda i, r: 0.1), random_loader(n=80))
+    assert trainer.global_step == 40 and trainer.current_epoch == 4  # ran past epochs: the run had no end
+    assert cb.max_duration is None and cb.in_period and cb.num_checks == 8  # no guard ended it
+
+
+def test_resume_with_other_strategy_arguments_warns_and_keeps_the_saved_phase(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    first = EnlightenmentCallback(strategy=HighLossRemoval(fraction=0.1), duration="5st")
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
+    kw = trainer_kwargs(tmp_path, enable_checkpointing=True)
+    L.Trainer(callbacks=[first, ckpt], max_epochs=1, **kw).fit(ScriptedModule(), random_loader(n=80))
+    assert first.boundary_step == 5
+
+    second = EnlightenmentCallback(strategy=HighLossRemoval(fraction=0.2), duration="5st")
+    model = ScriptedModule()
+    with pytest.warns(UserWarning, match=r"saved with strategy .*'fraction': 0.1.*this run uses .*'fraction': 0.2"):
+        L.Trainer(callbacks=[second], max_epochs=2, **trainer_kwargs(tmp_path)).fit(
+            model, random_loader(n=80), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt")
+        )
+    assert not second.in_period and second.boundary_step == 5  # the saved phase, not a new period
+    assert all(t["drop_fraction"] == 0 for t in model.trace)  # the 0.2 removal never applied

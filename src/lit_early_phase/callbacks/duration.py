@@ -22,9 +22,13 @@ _UNITS = {
     "%": "dur",
 }
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*([a-z%]+)\s*$")
+# A bare number given as text (what a command line or a quoted YAML value delivers): an int is epochs, anything
+# else with a point or an exponent is a share of the run, exactly as the int and float it spells.
+_INT_TEXT = re.compile(r"^\s*[0-9]+\s*$")
+_FLOAT_TEXT = re.compile(r"^\s*(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?:\.[0-9]*)?e[-+]?[0-9]+)\s*$")
 FORMS = (
     "'10ep' (epochs), '500st' (optimizer steps), '0.1dur' or '10%' (share of the run), an int (epochs) or a "
-    "float in (0, 1] (share of the run)"
+    "float in (0, 1] (share of the run), also as text ('10', '0.1')"
 )
 
 
@@ -42,6 +46,8 @@ class Duration:
         Duration(value=10.0, unit='ep', spec='10ep')
         >>> Duration.parse(0.05, name="max_duration").unit
         'dur'
+        >>> Duration.parse("10", name="duration").unit, Duration.parse("0.1", name="duration").value
+        ('ep', 0.1)
         >>> Duration.parse("0.05dur", name="d").end_step(total_steps=1000)
         50
     """
@@ -55,7 +61,8 @@ class Duration:
         """Parse ``spec``; ``name`` is the argument named in the error.
 
         Args:
-            spec: ``"10ep"``, ``"500st"``, ``"0.1dur"``, ``"10%"``, an int (epochs) or a float in (0, 1].
+            spec: ``"10ep"``, ``"500st"``, ``"0.1dur"``, ``"10%"``, an int (epochs) or a float in (0, 1]; a
+                number as text (``"10"``, ``"0.1"``, what a command line passes) means the same as the number.
             name: argument name for the error message.
 
         Returns:
@@ -71,6 +78,10 @@ class Duration:
             value, unit = float(spec), "ep"
         elif isinstance(spec, float):
             value, unit = spec, "dur"
+        elif isinstance(spec, str) and _INT_TEXT.match(spec):
+            value, unit = float(spec), "ep"
+        elif isinstance(spec, str) and _FLOAT_TEXT.match(spec.lower()):
+            value, unit = float(spec), "dur"
         elif isinstance(spec, str) and (match := _PATTERN.match(spec.lower())) and match.group(2) in _UNITS:
             value, unit = float(match.group(1)), _UNITS[match.group(2)]
             if match.group(2) == "%":
@@ -81,7 +92,7 @@ class Duration:
             raise ValueError(f"`{name}={spec!r}`: a share of the run must be in (0, 1].")
         if unit in ("ep", "st") and (value < 1 or value != int(value)):
             raise ValueError(f"`{name}={spec!r}`: epochs and steps must be whole numbers >= 1.")
-        return cls(value, unit, text)  # type: ignore[arg-type]
+        return cls(value, unit, text.strip())  # type: ignore[arg-type]
 
     def end_step(self, *, total_steps: float) -> int | None:
         """The optimizer step at which this length is reached, or ``None`` when counted in epochs.

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
@@ -37,10 +38,19 @@ class EnlightenmentCallback(Callback):
     * the monitored value reaches ``threshold`` and ``min_duration`` (if any) has passed.
 
     The default monitor is a running training accuracy: correct/total counts that the module records at each
-    step (a mixed sample counts against its dominant label), summed over the last ``window`` batches and over
-    all ranks, checked every ``check_every_n_steps`` optimizer steps. Any logged metric (``"val/acc"``) can be
-    monitored instead; it is checked when produced (after validation, at epoch ends, and every
+    training batch (a mixed sample counts against its dominant label), summed over the last ``window`` batches
+    and over all ranks, checked every ``check_every_n_steps`` optimizer steps. Any logged metric (``"val/acc"``)
+    can be monitored instead; it is checked when produced (after validation, at epoch ends, and every
     ``check_every_n_steps`` steps if logged in training), averaged over ranks.
+
+    With gradient accumulation (``accumulate_grad_batches=N``) the window counts batches (micro-batches) and
+    every step-based length counts optimizer steps: a check happens once per optimizer step, after the last
+    micro-batch of that step, and never before the first optimizer step.
+
+    The callback acts only while fitting: ``trainer.validate``, ``test`` and ``predict`` (before or after a
+    ``fit``) neither check nor change its state or the module's knobs, and a ``ckpt_path`` given to them does not
+    overwrite its state. One ``EnlightenmentCallback`` per Trainer: a second one is refused in ``setup`` (both
+    would turn the same knobs and log the same keys).
 
     Logged to every logger on the steps the Trainer writes (``log_every_n_steps``): ``enlightenment/phase``
     (1 inside the period, 0 after), ``enlightenment/alpha``, ``enlightenment/lambda_mean``,
@@ -67,7 +77,8 @@ class EnlightenmentCallback(Callback):
         verbose: announce the boundary and a summary at the end of ``fit`` (rank zero).
 
     Raises:
-        ValueError: for an unknown strategy, a threshold out of range, bad window/check/duration arguments.
+        ValueError: for an unknown strategy, a threshold out of range, bad window/check/duration arguments;
+            at ``setup``, for a second ``EnlightenmentCallback`` on the same Trainer.
 
     Example:
         >>> import lightning as L
@@ -90,9 +101,9 @@ class EnlightenmentCallback(Callback):
         num_classes: int | None = None,
         window: int = 20,
         check_every_n_steps: int = 10,
-        duration: str | int | float | None = None,
-        min_duration: str | int | float | None = None,
-        max_duration: str | int | float | None = "0.2dur",
+        duration: int | float | str | None = None,
+        min_duration: int | float | str | None = None,
+        max_duration: int | float | str | None = "0.2dur",
         verbose: bool = True,
     ) -> None:
         super().__init__()
@@ -136,9 +147,18 @@ class EnlightenmentCallback(Callback):
         self.last_value: float | None = None
         self.num_checks = 0
         self._window: deque[tuple[Any, Any]] = deque(maxlen=window)
-        self._last_step = -1
+        self._step_at_batch_start = 0
         self._total_steps = math.inf
         self._chance: float | None = None
+        self._outside_fit = False  # inside validate/test/predict: a checkpoint must not overwrite the state
+
+    def __repr__(self) -> str:
+        shown = {"strategy": self.strategy_arg, "monitor": self.monitor, "threshold": self.threshold}
+        for name in ("duration", "min_duration", "max_duration"):
+            d = getattr(self, name)
+            shown[name] = None if d is None else d.spec
+        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+        return f"{type(self).__name__}({args})"
 
     # ----------------------------------------------------------------------------------------------------------
     @property
@@ -208,11 +228,27 @@ class EnlightenmentCallback(Callback):
 
     # ----------------------------------------------------------------------------------------------------------
     # Lightning hooks
+    @staticmethod
+    def _fitting(trainer: L.Trainer) -> bool:
+        """Whether the Trainer runs ``fit`` (its validation loop included); the callback acts only then."""
+        return trainer.state.fn == TrainerFn.FITTING
+
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Resolve the strategy for this module and refuse modules that cannot serve it."""
+        """Resolve the strategy for this module and refuse modules (or a second callback) that cannot serve it."""
+        self._outside_fit = stage != "fit"
         if stage != "fit":
             return
+        others = [c for c in trainer.callbacks if isinstance(c, EnlightenmentCallback) and c is not self]
+        if others:
+            listed = " and ".join(repr(c) for c in [self, *others])
+            raise ValueError(
+                f"The Trainer has {1 + len(others)} EnlightenmentCallbacks: {listed}. They would turn the same "
+                f"knobs of {type(pl_module).__name__} (the first to end its period puts the configured knobs back, "
+                f"undoing the other's strategy) and log the same `enlightenment/*` keys. Keep one "
+                f"EnlightenmentCallback per Trainer: pick one strategy (remove the other callback from "
+                f"`callbacks`, or the extra `--trainer.callbacks+=` on the command line)."
+            )
         self.strategy = resolve_strategy(self.strategy_arg, pl_module)
         self.strategy.check(pl_module)
         k = self.num_classes or getattr(pl_module, "enlightenment_num_classes", None)
@@ -229,6 +265,11 @@ class EnlightenmentCallback(Callback):
                 f"{self._chance:.3f}) for {k} classes, so the period may end at once. Set "
                 f"`chance_adjusted=True` (compares (acc - 1/K)/(1 - 1/K)) or a higher threshold."
             )
+
+    @override
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Leave validate/test/predict: checkpoints load into the callback again."""
+        self._outside_fit = False
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -262,20 +303,23 @@ class EnlightenmentCallback(Callback):
         from lit_early_phase.modules.knobs import StepRecord
 
         pl_module.enlightenment_record = StepRecord()
+        self._step_at_batch_start = trainer.global_step
 
     @override
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """Log what was applied; every ``check_every_n_steps`` steps, decide."""
+        """Log what was applied; after every ``check_every_n_steps``-th optimizer step, decide."""
         rec = pl_module.enlightenment_record
         applied_in_period = self.in_period  # what this step ran under, even if the period ends at it
         if self.in_period and self.monitor is None:
-            self._window.append((rec.correct, rec.total))
+            self._window.append((rec.correct, rec.total))  # every micro-batch counts
         monitor = None
         step = trainer.global_step
-        if self.in_period and step != self._last_step:  # not latched, not inside a gradient-accumulation cycle
-            self._last_step = step
+        # Decide only when this batch ran an optimizer step (the last micro-batch of an accumulation cycle): never
+        # after a micro-batch that only accumulated, so never at global_step 0.
+        stepped = step > self._step_at_batch_start
+        if self.in_period and stepped:
             value = None
             if step % self.check_every_n_steps == 0 and self.duration is None:
                 value = self._step_monitor_value(trainer)
@@ -309,8 +353,10 @@ class EnlightenmentCallback(Callback):
 
     @override
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Check a user monitor produced by validation."""
-        if trainer.sanity_checking or not self.in_period or self.monitor is None or self.duration is not None:
+        """Check a user monitor produced by validation (inside ``fit`` only, never in ``trainer.validate``)."""
+        if not self._fitting(trainer) or trainer.sanity_checking:
+            return
+        if not self.in_period or self.monitor is None or self.duration is not None:
             return
         self._maybe_end(
             trainer, pl_module, self._logged_value(trainer, strict=False), epochs_done=trainer.current_epoch
@@ -430,21 +476,25 @@ class EnlightenmentCallback(Callback):
             "reason": self.reason,
             "last_value": self.last_value,
             "num_checks": self.num_checks,
-            "last_step": self._last_step,
             "window": [(int(c), int(t)) for c, t in self._window],
             "strategy": None if self.strategy is None else self.strategy.state_dict(),
         }
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the latched phase (new keys read with defaults, so older checkpoints load)."""
+        """Restore the latched phase (new keys read with defaults, so older checkpoints load).
+
+        Inside ``trainer.validate/test/predict(ckpt_path=...)`` the state is kept: those calls restore the weights,
+        not the run, and the callback does not act in them.
+        """
+        if self._outside_fit:
+            return
         self.in_period = state_dict.get("in_period", True)
         self.boundary_step = state_dict.get("boundary_step")
         self.boundary_epoch = state_dict.get("boundary_epoch")
         self.reason = state_dict.get("reason", "")
         self.last_value = state_dict.get("last_value")
         self.num_checks = state_dict.get("num_checks", 0)
-        self._last_step = state_dict.get("last_step", -1)
         saved_window = state_dict.get("window", [])
         self._window = deque(((torch.tensor(c), torch.tensor(t)) for c, t in saved_window), maxlen=self.window)
         saved = state_dict.get("strategy")
