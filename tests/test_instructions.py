@@ -68,6 +68,89 @@ def test_bad_records_are_named(record, match):
         to_messages(record, where="data.jsonl line 7")
 
 
+# issue 11 case 14: the field with the wrong type is named, with the type and value found
+@pytest.mark.parametrize(
+    ("record", "match"),
+    [
+        ({"prompt": "Q?", "response": 42}, r"line 7: `response` must be a string, got int \(42\)"),
+        ({"question": ["Q?"], "answer": "A"}, r"line 7: `question` must be a string, got list \(\['Q\?'\]\)"),
+        ({"prompt": "Q?", "completion": None}, r"`completion` must be a string, got NoneType \(None\)"),
+        ({"prompt": "Q?", "response": "A", "system": 1}, r"`system` must be a string, got int"),
+        (
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 3.5}]},
+            r"line 7: `messages\[1\].content` must be a string, got float \(3.5\)",
+        ),
+        (
+            [{"role": "user"}, {"role": "assistant", "content": "a"}],
+            r"message 0 has no `content` \(it has \['role'\]\)",
+        ),
+    ],
+)
+def test_wrong_field_type_names_the_field(record, match):
+    with pytest.raises(ValueError, match=match) as info:
+        to_messages(record, where="data.jsonl line 7")
+    assert "prompt/response pair" not in str(info.value)
+
+
+def test_wrong_type_in_a_jsonl_file_names_line_and_field(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"prompt": "a", "response": "b"}) + "\n" + json.dumps({"prompt": "c", "response": 7}))
+    with pytest.raises(ValueError, match=r"pairs\.jsonl line 2: `response` must be a string, got int \(7\)"):
+        read_jsonl(path)
+
+
+@needs_smollm2
+def test_empty_responses_are_skipped_counted_and_named(tokenizer):
+    records = [{"prompt": f"Q{i}?", "response": f"Answer {i}."} for i in range(8)]
+    records[2]["response"] = ""
+    records[5]["response"] = "  \n"
+    records.append({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]})
+    dm = InstructionDataModule(records, tokenizer=tokenizer, val_fraction=0.0, max_length=64)
+    with pytest.warns(
+        UserWarning,
+        match=r"skipped 3 conversation\(s\) with an empty response \(data\[2\], data\[5\], "
+        r"data\[8\]\): an empty answer would teach the model to stop at once",
+    ):
+        dm.setup("fit")
+    assert dm.num_empty == 3 and len(dm.train_set) == 6
+    decoded = [tokenizer.decode(ex.input_ids) for ex in dm.train_set.examples]
+    assert all("Answer" in d for d in decoded)
+
+
+@needs_smollm2
+def test_empty_responses_in_a_file_name_their_lines(tokenizer, tmp_path):
+    train = tmp_path / "train.jsonl"
+    lines = [{"prompt": f"Q{i}?", "response": "" if i == 3 else "A."} for i in range(5)]
+    train.write_text("\n".join(json.dumps(r) for r in lines))
+    val = tmp_path / "val.jsonl"
+    val.write_text(json.dumps({"prompt": "Q?", "response": " "}) + "\n" + json.dumps({"prompt": "Q?", "response": "A"}))
+    dm = InstructionDataModule(str(train), val_data=str(val), tokenizer=tokenizer, max_length=64)
+    with pytest.warns(UserWarning, match=r"skipped 2 .*\(train\.jsonl line 4, val\.jsonl line 1\)"):
+        dm.setup("fit")
+    assert (len(dm.train_set), len(dm.val_set), dm.num_empty) == (4, 1, 2)
+
+
+@pytest.mark.parametrize("argument", ["data", "val_data", "test_data", "predict_data"])
+def test_missing_files_fail_in_the_constructor(tmp_path, argument, monkeypatch):
+    from lit_early_phase.modules import causal_lm
+
+    # nothing is loaded: no tokenizer, no model (both would take seconds) before the error
+    monkeypatch.setattr(causal_lm, "load_tokenizer", lambda *a, **k: pytest.fail("tokenizer loaded"))
+    present = tmp_path / "present.jsonl"
+    present.write_text(json.dumps({"prompt": "a", "response": "b"}))
+    kwargs = {"data": str(present), argument: str(tmp_path / "nowhere.jsonl")}
+    with pytest.raises(FileNotFoundError) as info:
+        InstructionDataModule(**kwargs)
+    message = str(info.value)
+    assert f"`{argument}=" in message and "nowhere.jsonl" in message and "does not exist" in message
+    assert "JSONL" in message
+
+
+def test_data_arguments_of_the_wrong_type():
+    with pytest.raises(ValueError, match=r"`val_data` must be a JSONL path, a list of records or None, got int"):
+        InstructionDataModule([{"prompt": "a", "response": "b"}], val_data=3)
+
+
 def test_jsonl_reading_and_errors(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"prompt": "a", "response": "b"}) + "\n\n" + json.dumps({"prompt": "c"}) + "\n")
@@ -89,7 +172,8 @@ def test_missing_chatterbot_package_says_what_to_install(monkeypatch):
 @needs_chatterbot
 def test_chatterbot_conversations():
     convs = load_chatterbot()
-    assert len(convs) == 2026
+    assert len(convs) == 2025  # 2,026 entries, one of them a plain string (trivia.yml), not a list of turns
+    assert all(any(len(m["content"]) > 1 for m in c) for c in convs)  # no conversation of single characters
     for c in convs:
         assert c[-1]["role"] == "assistant"
         assert [m["role"] for m in c] == ["user", "assistant"] * (len(c) // 2)
@@ -211,3 +295,80 @@ def test_chat_template_required():
 
     with pytest.raises(ValueError, match="template='plain'"):
         tokenize_conversation(NoTemplate(), [{"role": "user", "content": "a"}], max_length=8)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# issue 11 case 13, the data side: a test split and prompts to answer
+@needs_smollm2
+def test_test_split_is_test_data_or_the_validation_split(tokenizer, tmp_path):
+    records = [{"prompt": f"Q{i}?", "response": f"A{i}."} for i in range(10)]
+    dm = InstructionDataModule(records, tokenizer=tokenizer, val_fraction=0.2)
+    dm.setup("test")
+    assert dm.test_set is dm.val_set and len(dm.test_set) == 2
+    assert [b["input_ids"].tolist() for b in dm.test_dataloader()] == [
+        b["input_ids"].tolist() for b in dm.val_dataloader()
+    ]
+
+    test = tmp_path / "test.jsonl"
+    test.write_text("\n".join(json.dumps({"prompt": f"T{i}?", "response": f"B{i}."}) for i in range(3)))
+    dm = InstructionDataModule(records, tokenizer=tokenizer, val_fraction=0.2, test_data=str(test))
+    dm.setup("test")
+    assert len(dm.test_set) == 3 and dm.test_set is not dm.val_set
+    texts = [tokenizer.decode(ex.input_ids) for ex in dm.test_set.examples]
+    assert all(f"T{i}?" in t and f"B{i}." in t for i, t in enumerate(texts))
+
+    none_left = InstructionDataModule(records, tokenizer=tokenizer, val_fraction=0.0)
+    none_left.setup("test")
+    with pytest.raises(ValueError, match=r"no conversations to test on: pass `test_data=`"):
+        none_left.test_dataloader()
+
+
+@needs_smollm2
+def test_prompts_to_answer_are_rendered_up_to_the_answer_and_left_padded(tokenizer):
+    predict = [
+        "What is 2 plus 2?",
+        {"prompt": "Name a colour."},
+        {"prompt": "Capital of France?", "response": "Paris."},
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                      {"role": "user", "content": "bye"}]},
+    ]  # fmt: skip
+    dm = InstructionDataModule(
+        [{"prompt": "a", "response": "b"}] * 4, tokenizer=tokenizer, predict_data=predict, batch_size=4
+    )
+    dm.setup("predict")
+    (batch,) = list(dm.predict_dataloader())
+    assert batch["prompt"] == ["What is 2 plus 2?", "Name a colour.", "Capital of France?", "bye"]
+    assert batch["reference"] == [None, None, "Paris.", None]
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert torch.all(mask[:, -1] == 1) and (mask == 0).any()  # padded on the left
+    assert torch.all(ids[mask == 0] == tokenizer.pad_token_id)
+    for row, m in zip(ids, mask, strict=True):
+        text = tokenizer.decode(row[m.bool()])
+        assert text.endswith("<|im_start|>assistant\n") and "Paris" not in text
+    multi = tokenizer.decode(ids[3][mask[3].bool()])
+    assert "hello<|im_end|>" in multi and multi.index("hello") < multi.index("bye")
+
+
+@needs_smollm2
+def test_prompts_default_to_the_test_split(tokenizer):
+    records = [{"prompt": f"Q{i}?", "response": f"A{i}."} for i in range(10)]
+    dm = InstructionDataModule(records, tokenizer=tokenizer, val_fraction=0.3)
+    dm.setup("predict")
+    prompts = [p for b in dm.predict_dataloader() for p in b["prompt"]]
+    refs = [r for b in dm.predict_dataloader() for r in b["reference"]]
+    assert len(prompts) == 3 and all(r == f"A{p[1:-1]}." for p, r in zip(prompts, refs, strict=True))
+    empty = InstructionDataModule(records, tokenizer=tokenizer, val_fraction=0.0)
+    empty.setup("predict")
+    with pytest.raises(ValueError, match=r"no prompts to answer: pass `predict_data=`"):
+        empty.predict_dataloader()
+
+
+def test_plain_template_prompt():
+    class Plain:
+        eos_token = "</s>"
+
+    msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+    assert ins.render_prompt(Plain(), msgs, template="plain") == ("Q\n", "Q", "A")
+    assert ins.render_prompt(Plain(), msgs, template="plain", system_prompt="S") == ("S\nQ\n", "Q", "A")
+    with pytest.raises(ValueError, match="at least one message before the answer"):
+        ins.render_prompt(Plain(), [{"role": "assistant", "content": "A"}], template="plain")
