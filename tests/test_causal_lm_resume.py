@@ -1,0 +1,214 @@
+"""Issue 11 cases 1 and 3 for CausalLMFineTune: checkpoints load under ``weights_only=True`` (``ckpt_path=``,
+``load_from_checkpoint``, the CLI), a LoRA resume restores exactly the saved adapter and refuses one that does not
+match, and a mid-epoch resume sees the same batches (the data module's ``StatefulDataLoader``)."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+from helpers import trainer_kwargs
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from llm_helpers import RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
+
+from lit_early_phase import EnlightenmentCallback, HighLossRemoval
+from lit_early_phase.datamodules.instructions import InstructionDataModule
+from lit_early_phase.modules.causal_lm import CausalLMFineTune
+
+PLAIN = (bool, int, float, str, type(None))
+
+
+def assert_plain(value, where="hyper_parameters"):
+    """Numbers, strings, lists, tuples and dicts of them only: what `torch.load(weights_only=True)` accepts."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert isinstance(k, str), f"{where}: key {k!r}"
+            assert_plain(v, f"{where}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            assert_plain(v, f"{where}[{i}]")
+    else:
+        assert isinstance(value, PLAIN), f"{where} is a {type(value).__name__}: {value!r}"
+
+
+class OnTrainStart(Callback):
+    """The trainable tensors right after Lightning restored the checkpoint (before any new step)."""
+
+    def on_train_start(self, trainer, pl_module):
+        self.state = trainable(pl_module)
+        self.step = trainer.global_step
+
+
+def dm_for(tokenizer, n=8, **kw):
+    return InstructionDataModule(
+        RECORDS[:n], tokenizer=tokenizer, batch_size=4, max_length=48, **{"val_fraction": 0.0, **kw}
+    )
+
+
+def fit_with_checkpoint(tokenizer, tmp_path, lora_r=4, steps=2):
+    lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=lora_r, lr=1e-2, warmup=0)
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=steps, save_top_k=-1)
+    cb = EnlightenmentCallback(strategy=HighLossRemoval(count=1), duration="1st")
+    kw = trainer_kwargs(tmp_path, max_steps=steps, enable_checkpointing=True)
+    L.Trainer(callbacks=[cb, ckpt], **kw).fit(lm, dm_for(tokenizer))
+    (path,) = sorted((tmp_path / "ckpt").glob("*.ckpt"))
+    return lm, path
+
+
+# ------------------------------------------------------------------------------------------------------------
+# case 1: weights_only loading through ckpt_path and load_from_checkpoint
+@pytest.mark.parametrize("lora_r", [4, 0], ids=["lora", "full"])
+def test_checkpoint_loads_weights_only_and_resumes(tokenizer, tmp_path, lora_r):
+    lm, path = fit_with_checkpoint(tokenizer, tmp_path, lora_r=lora_r)
+    checkpoint = torch.load(path, weights_only=True)  # raises UnpicklingError on any non-plain object
+    hp = checkpoint["hyper_parameters"]
+    assert_plain(hp)
+    assert_plain(checkpoint["datamodule_hyper_parameters"], "datamodule_hyper_parameters")
+    assert "model" not in hp and "tokenizer" not in hp  # objects are left out, never pickled
+    assert hp["betas"] == (0.9, 0.999) and hp["lora_r"] == lora_r and hp["lr"] == 1e-2
+
+    seen = OnTrainStart()
+    resumed = CausalLMFineTune(tiny_llama(seed=0), tokenizer=tokenizer, lora_r=lora_r, lr=1e-2, warmup=0)
+    trainer = L.Trainer(callbacks=[seen], **trainer_kwargs(tmp_path, max_steps=3))
+    trainer.fit(resumed, dm_for(tokenizer), ckpt_path=path, weights_only=True)
+    assert seen.step == 2 and trainer.global_step == 3
+    assert seen.state.keys() == trainable(lm).keys()
+    assert all(torch.equal(seen.state[k], v) for k, v in trainable(lm).items())
+
+    loaded = CausalLMFineTune.load_from_checkpoint(path, model=tiny_llama(seed=0), tokenizer=tokenizer)
+    assert loaded.hparams.lora_r == lora_r and loaded.lr == 1e-2
+    assert all(torch.equal(trainable(loaded)[k], v) for k, v in trainable(lm).items())
+
+
+def test_path_arguments_are_stored_as_strings(tokenizer, tmp_path):
+    saved = tmp_path / "tiny"
+    tiny_llama().save_pretrained(saved)
+    tokenizer.save_pretrained(saved)
+    lm = CausalLMFineTune(saved, save_dir=tmp_path / "out")  # pathlib.Path, not str
+    assert lm.hparams.model == str(saved) and lm.hparams.save_dir == str(tmp_path / "out")
+    assert_plain(dict(lm.hparams))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# case 3: a LoRA resume restores exactly the saved adapter, and a mismatching one is refused
+def test_lora_resume_restores_saved_tensors_exactly(tokenizer, tmp_path):
+    lm, path = fit_with_checkpoint(tokenizer, tmp_path)
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    assert saved and all("lora_" in k for k in saved)
+    assert {f"model.{k}" for k in trainable(lm)} == set(saved)
+    assert any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k)  # trained, not peft's zeros
+
+    seen = OnTrainStart()
+    fresh = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, lr=1e-2, warmup=0)
+    L.Trainer(callbacks=[seen], **trainer_kwargs(tmp_path, max_steps=3)).fit(fresh, dm_for(tokenizer), ckpt_path=path)
+    for k, v in saved.items():
+        assert torch.equal(seen.state[k.removeprefix("model.")], v), k
+
+    loaded = CausalLMFineTune.load_from_checkpoint(path, model=tiny_llama(), tokenizer=tokenizer)
+    for k, v in saved.items():
+        assert torch.equal(trainable(loaded)[k.removeprefix("model.")], v), k
+
+
+@pytest.mark.parametrize("change", ["renamed", "missing", "other_targets"])
+def test_lora_resume_refuses_a_mismatching_adapter(tokenizer, tmp_path, change):
+    _, path = fit_with_checkpoint(tokenizer, tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    state = checkpoint["state_dict"]
+    key = sorted(state)[0]
+    kwargs = {}
+    if change == "renamed":
+        state[key.replace("q_proj", "qproj")] = state.pop(key)
+        match = r"1 of its keys are not in the module \[.*qproj.*\] and 1 trainable"
+    elif change == "missing":
+        del state[key]
+        match = rf"0 of its keys are not in the module \[\] and 1 trainable tensors of the module are not in it.*{key}"
+    else:  # the checkpoint adapts q_proj/v_proj, this module k_proj/o_proj
+        kwargs = {"lora_target_modules": ["k_proj", "o_proj"]}
+        match = r"8 of its keys are not in the module.*8 trainable.*saved: .*'lora_r': 4"
+    bad = tmp_path / f"{change}.ckpt"
+    torch.save(checkpoint, bad)
+    fresh = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, **kwargs)
+    with pytest.raises(RuntimeError, match=match):
+        L.Trainer(**trainer_kwargs(tmp_path, max_steps=3)).fit(fresh, dm_for(tokenizer), ckpt_path=bad)
+    with pytest.raises(RuntimeError, match="Resume with the base `model`, `lora_r` and `lora_target_modules`"):
+        CausalLMFineTune.load_from_checkpoint(bad, model=tiny_llama(), tokenizer=tokenizer, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# mid-epoch resume: the same batches as the uninterrupted run (StatefulDataLoader)
+class Batches(Callback):
+    def __init__(self):
+        self.ids = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.ids[trainer.global_step] = batch["input_ids"].clone()
+
+
+def test_mid_epoch_resume_sees_the_same_batches(tokenizer, tmp_path):
+    def module():
+        return CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, lora_dropout=0.0, lr=1e-2, warmup=0)
+
+    # 24 conversations, batches of 4: 6 a epoch; 8 steps cross into the second epoch
+    full, ckpt = Batches(), ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
+    uninterrupted = module()
+    kw = trainer_kwargs(tmp_path, max_steps=8, enable_checkpointing=True)
+    L.Trainer(callbacks=[full, ckpt], **kw).fit(uninterrupted, dm_for(tokenizer, n=24))
+    mid = tmp_path / "ckpt" / "epoch=0-step=3.ckpt"
+    assert mid.is_file()
+
+    again = Batches()
+    resumed = module()
+    L.Trainer(callbacks=[again], **trainer_kwargs(tmp_path, max_steps=8)).fit(
+        resumed, dm_for(tokenizer, n=24), ckpt_path=mid
+    )
+    assert sorted(again.ids) == list(range(3, 8))
+    for step, ids in again.ids.items():
+        assert torch.equal(ids, full.ids[step]), f"step {step}"
+    assert all(torch.equal(trainable(resumed)[k], v) for k, v in trainable(uninterrupted).items())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the CLI: fit, resume with --ckpt_path, predict with the JSONL writer
+def test_cli_fit_resume_and_predict(tokenizer, tmp_path):
+    from lit_early_phase.cli import build_cli
+
+    saved = tmp_path / "tiny"
+    tiny_llama().save_pretrained(saved)
+    tokenizer.save_pretrained(saved)
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in RECORDS[:10]) + "\n")
+    common = [
+        "--model=lit_early_phase.modules.causal_lm.CausalLMFineTune",
+        f"--model.model={saved}",
+        "--model.lora_r=4",
+        "--model.max_new_tokens=3",
+        "--data=lit_early_phase.datamodules.instructions.InstructionDataModule",
+        f"--data.data={data}",
+        "--data.batch_size=4",
+        "--data.max_length=48",
+        "--data.val_fraction=0.2",
+        "--trainer.accelerator=cpu",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    cli = build_cli(["fit", *common, "--trainer.max_steps=2", "--trainer.num_sanity_val_steps=0"])
+    assert cli.trainer.global_step == 2
+    (path,) = sorted((tmp_path / "checkpoints").glob("*.ckpt"))
+    torch.load(path, weights_only=True)
+    cli = build_cli(["fit", *common, "--trainer.max_steps=3", f"--ckpt_path={path}"])
+    assert cli.trainer.global_step == 3
+
+    out = tmp_path / "predictions.jsonl"
+    writer = [
+        "--trainer.callbacks+=lit_early_phase.modules.causal_lm.JSONLPredictionWriter",
+        f"--trainer.callbacks.output_path={out}",
+    ]
+    build_cli(["predict", *common, *writer, f"--ckpt_path={path}"])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 2  # the validation split (20 % of 10) serves as test, and its prompts are answered
+    assert all(set(r) == {"prompt", "response", "reference"} and isinstance(r["response"], str) for r in rows)
+    assert {r["prompt"] for r in rows} <= {r["prompt"] for r in RECORDS[:10]}
