@@ -70,3 +70,59 @@ def test_soft_cross_entropy_matches_torch_on_hard_targets():
     torch.testing.assert_close(ours, torch.nn.functional.cross_entropy(logits, y, reduction="none"))
     with pytest.raises(ValueError, match="num_classes"):
         soft_cross_entropy(logits, torch.zeros(6, 4))
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("values", "kwargs", "removed", "num_nonfinite"),
+    [
+        # one NaN within a budget of 2: it leaves first, then the highest finite loss (4.0 at index 6)
+        ([0.5, NAN, 1.0, 3.0, 2.0, 0.1, 4.0, 0.7, 1.5, 2.5], {"fraction": 0.2}, {1, 6}, 1),
+        # NaN, +inf and -inf with a budget of 2: all three leave (over the budget), no finite loss does
+        ([0.5, NAN, 1.0, INF, 2.0, -INF, 4.0, 0.7, 1.5, 2.5], {"fraction": 0.2}, {1, 3, 5}, 3),
+        # an exact count of 1: the +inf uses it up, every finite loss stays
+        ([0.5, 9.0, INF, 2.0], {"count": 1}, {2}, 1),
+        # 0.1 of 4 samples rounds to a budget of 0, but removal is in force: the NaN still leaves
+        ([1.0, NAN, 2.0, 3.0], {"fraction": 0.1}, {1}, 1),
+    ],
+)
+def test_non_finite_losses_are_removed_first_and_counted(values, kwargs, removed, num_nonfinite):
+    losses = torch.tensor(values)
+    out = drop_highest(losses, **kwargs)
+    assert set(torch.nonzero(~out.kept).flatten().tolist()) == removed
+    assert int(out.num_removed) == len(removed) and int(out.num_nonfinite) == num_nonfinite
+    assert float(out.removed_fraction) == pytest.approx(len(removed) / len(values))
+    kept_values = [v for i, v in enumerate(values) if i not in removed]
+    assert out.loss.item() == pytest.approx(sum(kept_values) / len(kept_values))
+
+
+def test_non_finite_losses_with_removal_off_stay_in_the_mean():
+    """Outside the period (fraction 0, or count 0) nothing is removed: the loss is NaN as in plain training."""
+    losses = torch.tensor([1.0, NAN, 2.0])
+    for kwargs in ({}, {"fraction": 0.5, "count": 0}):
+        out = drop_highest(losses, **kwargs)
+        assert bool(out.kept.all()) and int(out.num_removed) == 0 and int(out.num_nonfinite) == 1
+        assert torch.isnan(out.loss)
+    assert drop_highest(torch.tensor([1.0, INF]), fraction=0.0).loss.item() == INF
+
+
+def test_removed_non_finite_losses_get_zero_gradient_and_weights_ignore_them():
+    w = torch.tensor([1.0, INF, 1.0, 1.0], requires_grad=True)
+    losses = w * torch.tensor([1.0, 2.0, 3.0, 4.0])  # [1, inf, 3, 4]: d loss_i / d w_i is finite
+    out = drop_highest(losses, count=1)
+    assert out.kept.tolist() == [True, False, True, True] and out.loss.item() == pytest.approx(8 / 3)
+    out.loss.backward()
+    torch.testing.assert_close(w.grad, torch.tensor([1 / 3, 0.0, 1.0, 4 / 3]))
+    # per-sequence means with token weights: the NaN sequence leaves, the others are averaged by their tokens
+    weighted = drop_highest(torch.tensor([2.0, NAN, 1.0]), count=1, weights=torch.tensor([3.0, 5.0, 1.0]))
+    assert weighted.kept.tolist() == [True, False, True]
+    assert weighted.loss.item() == pytest.approx((2.0 * 3 + 1.0 * 1) / 4)
+
+
+def test_all_non_finite_gives_a_connected_zero():
+    w = torch.ones(3, requires_grad=True)
+    out = drop_highest(w * torch.tensor([NAN, INF, NAN]), fraction=0.1)
+    assert out.loss.item() == 0.0 and out.loss.requires_grad and int(out.num_removed) == 3
+    assert float(out.removed_fraction) == 1.0

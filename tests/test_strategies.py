@@ -5,6 +5,7 @@ import pytest
 import torch
 from helpers import ScriptedModule, column, random_loader, read_metrics, trainer_kwargs
 from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
 
 from lit_early_phase import AlphaBoost, EnlightenmentCallback, HighLossRemoval, ImageClassifier, MixupPause
 from lit_early_phase.datamodules import MNIST5kDataModule
@@ -16,8 +17,8 @@ BOUNDARY = 4  # fixed duration in steps, so the tests do not depend on how fast 
 class RecordingClassifier(ImageClassifier):
     """The real classifier, keeping each step's per-sample losses, kept mask and mixing parameters."""
 
-    def __init__(self, **kwargs):
-        super().__init__(backbone="test_resnet", num_classes=10, in_chans=1, **kwargs)
+    def __init__(self, backbone="test_resnet", **kwargs):
+        super().__init__(backbone=backbone, num_classes=10, in_chans=1, **kwargs)
         self.steps = []
 
     def classification_step(self, inputs, labels, forward):
@@ -95,8 +96,11 @@ def test_default_callback_just_works(tmp_path):
     trainer = L.Trainer(callbacks=[cb], max_steps=30, **trainer_kwargs(tmp_path))
     trainer.fit(model, MNIST5kDataModule(batch_size=32, train_subset=960, val_size=64))
     assert isinstance(cb.strategy, MixupPause)
-    assert not cb.in_period  # accuracy >= 0.5 on digits, or the 0.2 guard (6 steps) at the latest
-    assert cb.boundary_step <= 6
+    # 30 steps: the default guard (a fifth, step 6) comes before the first check of the running accuracy (step 10)
+    assert cb.boundary_step == 6 and cb.num_checks == 0
+    assert cb.reason == (
+        "max_duration guard 0.2dur reached before enlightenment/running_acc got to 0.5 (never checked)"
+    )
     assert model.knobs.mixup_alpha == 0.2
 
 
@@ -140,6 +144,7 @@ def test_alpha_boost_refuses_a_module_without_classes(tmp_path):
     [
         (lambda: AlphaBoost(alpha=0), "alpha"),
         (lambda: AlphaBoost(alpha=1.0, mix_prob=2), "mix_prob"),
+        (lambda: AlphaBoost(alpha=1.0, cutmix_alpha=-0.5), r"`cutmix_alpha` must be >= 0 or None, got -0.5"),
         (lambda: HighLossRemoval(fraction=1.0), "drop_fraction"),
         (lambda: HighLossRemoval(fraction=0.0), "removes nothing"),
         (lambda: HighLossRemoval(count=-2), "drop_count"),
@@ -148,3 +153,36 @@ def test_alpha_boost_refuses_a_module_without_classes(tmp_path):
 def test_strategy_arguments_are_validated(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def test_high_loss_removal_removes_non_finite_losses_with_zero_gradient_on_the_classifier(tmp_path):
+    """Sample 3 of every batch overflows the logits (inf - inf = NaN loss). Inside the period High-Loss Removal
+    removes it first (it uses one of the two removals), the loss is the mean of the rest and the parameters stay
+    finite; after the period (removal off) the loss is NaN, as in plain training, and a warning says so."""
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    with torch.no_grad():
+        net[1].weight[0].fill_(0.01)  # 784 x 0.01 x 1e38 overflows float32 for class 0
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 1, 28, 28, generator=g), torch.randint(0, 10, (40,), generator=g)
+    x[3::10] = 1e38
+    model = RecordingClassifier(backbone=net)
+    finite_params = []
+
+    class Watch(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            finite_params.append(all(bool(torch.isfinite(p).all()) for p in pl_module.parameters()))
+
+    cb = EnlightenmentCallback(strategy=HighLossRemoval(fraction=0.2), duration="2st")
+    trainer = L.Trainer(callbacks=[cb, Watch()], max_steps=3, **trainer_kwargs(tmp_path))
+    with pytest.warns(UserWarning, match=r"per-sample training loss\(es\) were NaN or inf"):
+        trainer.fit(model, DataLoader(TensorDataset(x, y), batch_size=10))
+    inside, after = model.steps[:2], model.steps[2]
+    for s in inside:
+        losses, kept = s["out"].losses.detach(), s["out"].drop.kept
+        assert not torch.isfinite(losses[3]) and int(s["out"].drop.num_nonfinite) == 1
+        highest_finite = int(torch.where(torch.isfinite(losses), losses, -1.0).argmax())
+        assert set(torch.nonzero(~kept).flatten().tolist()) == {3, highest_finite}
+        assert s["out"].loss.item() == pytest.approx(losses[kept].mean().item(), rel=1e-5)
+        assert float(s["out"].drop.removed_fraction) == pytest.approx(0.2)
+    assert finite_params[:2] == [True, True]  # the removed sample sent no NaN into the weights
+    assert bool(after["out"].drop.kept.all()) and torch.isnan(after["out"].loss)

@@ -151,6 +151,8 @@ class EnlightenmentCallback(Callback):
         self._total_steps = math.inf
         self._chance: float | None = None
         self._outside_fit = False  # inside validate/test/predict: a checkpoint must not overwrite the state
+        self._nonfinite: Any = 0  # NaN/inf per-sample losses summed on the device, read where a sync happens anyway
+        self._warned_nonfinite = False
 
     def __repr__(self) -> str:
         shown = {"strategy": self.strategy_arg, "monitor": self.monitor, "threshold": self.threshold}
@@ -314,6 +316,8 @@ class EnlightenmentCallback(Callback):
         applied_in_period = self.in_period  # what this step ran under, even if the period ends at it
         if self.in_period and self.monitor is None:
             self._window.append((rec.correct, rec.total))  # every micro-batch counts
+        if not self._warned_nonfinite:
+            self._nonfinite = self._nonfinite + rec.nonfinite
         monitor = None
         step = trainer.global_step
         # Decide only when this batch ran an optimizer step (the last micro-batch of an accumulation cycle): never
@@ -324,6 +328,8 @@ class EnlightenmentCallback(Callback):
             if step % self.check_every_n_steps == 0 and self.duration is None:
                 value = self._step_monitor_value(trainer)
                 monitor = None if value is None else self.adjust(value)
+                if value is not None:  # the check synced with the device already: read the count too
+                    self._warn_nonfinite(trainer)
             self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
         if self._should_log(trainer):
             self._log_applied(trainer, rec, applied_in_period, monitor)
@@ -365,6 +371,7 @@ class EnlightenmentCallback(Callback):
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Check epoch-level lengths and epoch-level user monitors (strict: the metric must exist by now)."""
+        self._warn_nonfinite(trainer)
         if not self.in_period:
             return
         value = None
@@ -375,6 +382,7 @@ class EnlightenmentCallback(Callback):
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """One summary line: where the period ended and the final metrics."""
+        self._warn_nonfinite(trainer)
         if not self.verbose:
             return
         finals = {
@@ -392,6 +400,23 @@ class EnlightenmentCallback(Callback):
             )
 
     # ----------------------------------------------------------------------------------------------------------
+    def _warn_nonfinite(self, trainer: L.Trainer) -> None:
+        """Warn once (rank zero) when the module reported NaN/inf per-sample losses."""
+        if self._warned_nonfinite:
+            return
+        count = int(self._nonfinite)
+        if count == 0:
+            return
+        self._warned_nonfinite = True
+        rank_zero_warn(
+            f"EnlightenmentCallback: {count} per-sample training loss(es) were NaN or inf by step "
+            f"{trainer.global_step}. While High-Loss Removal is in force they are removed first (counted in "
+            f"`enlightenment/removed_fraction`, the loss stays finite); with removal off they make the loss NaN/inf "
+            f"as in plain training. Look for non-finite inputs or overflowing logits (e.g. fp16), and consider "
+            f"`Trainer(detect_anomaly=True)` to find where they start.",
+            category=UserWarning,
+        )
+
     def _step_monitor_value(self, trainer: L.Trainer) -> float | None:
         if self.monitor is not None:
             if self.monitor not in trainer.callback_metrics:

@@ -13,17 +13,23 @@ from torch import Tensor
 class DropOutput:
     """Result of :func:`drop_highest`.
 
+    The counts are 0-dim tensors on the losses' device, so a training step reads them without a host sync
+    (how many samples leave depends on how many losses are non-finite); ``float()`` / ``int()`` them to read.
+
     Attributes:
         loss: scalar loss over the kept samples (a zero still connected to the graph if none is kept).
         kept: ``(B,)`` bool mask of the samples that count.
-        num_removed: how many samples were removed (python int, known without a device sync).
-        removed_fraction: ``num_removed / B`` (0.0 for an empty batch).
+        num_removed: 0-dim int64 tensor, how many samples were removed (non-finite ones included).
+        removed_fraction: 0-dim float tensor, ``num_removed / B`` (0 for an empty batch).
+        num_nonfinite: 0-dim int64 tensor, how many losses were NaN or ±inf (removed when removal is in force,
+            left in the mean otherwise).
     """
 
     loss: Tensor
     kept: Tensor
-    num_removed: int
-    removed_fraction: float
+    num_removed: Tensor
+    removed_fraction: Tensor
+    num_nonfinite: Tensor
 
 
 def validate_drop_args(fraction: float, count: int | None) -> None:
@@ -89,6 +95,15 @@ def drop_highest(
     normalised by kept tokens. When nothing is kept (or every weight is 0) the loss is ``0 * losses.sum()``: zero,
     but still connected to the parameters, so DDP's gradient all-reduce does not hang on this rank.
 
+    **Non-finite losses** (NaN, ±inf) while removal is in force (``fraction > 0`` or ``count >= 1``): they rank
+    above every finite loss, so they are removed first and use up the removal budget; if there are more of them
+    than the budget, all of them are removed anyway (``num_removed`` then exceeds the budget and
+    ``removed_fraction`` the ``fraction``), so the kept mean is always finite. They get zero gradient from this
+    loss; if they came from non-finite inputs or activations, the backward pass through the network can still
+    carry NaN into the parameters (0 · NaN = NaN): clean the data. With removal off (``fraction=0`` and no
+    ``count``, e.g. after the enlightenment period) nothing is removed and the loss is NaN/inf as in plain
+    training, so the problem stays visible; ``num_nonfinite`` counts them in both cases.
+
     Args:
         losses: ``(B,)`` per-sample losses.
         fraction: share of the batch to remove (see :func:`num_to_remove`).
@@ -105,16 +120,34 @@ def drop_highest(
         >>> out = drop_highest(torch.tensor([1.0, 5.0, 2.0, 3.0]), fraction=0.25)
         >>> out.loss, out.kept.tolist()
         (tensor(2.), [True, False, True, True])
+        >>> out = drop_highest(torch.tensor([1.0, float("nan"), 2.0, float("inf")]), fraction=0.25)
+        >>> out.loss, out.kept.tolist(), int(out.num_removed), int(out.num_nonfinite)
+        (tensor(1.5000), [True, False, True, False], 2, 2)
+        >>> drop_highest(torch.tensor([1.0, float("nan")])).loss  # removal off: NaN stays visible
+        tensor(nan)
     """
     if losses.dim() != 1:
         raise ValueError(f"`losses` must be 1-D (one loss per sample), got shape {tuple(losses.shape)}.")
     b = losses.shape[0]
     k = num_to_remove(b, fraction=fraction, count=count)
-    kept = torch.ones(b, dtype=torch.bool, device=losses.device)
-    if k > 0:
-        kept[torch.topk(losses.detach(), k).indices] = False
+    active = count > 0 if count is not None else fraction > 0  # removal in force (k may round to 0)
+    detached = losses.detach()
+    finite = torch.isfinite(detached)
+    if active:
+        kept = finite.clone()  # every non-finite loss leaves, whatever the budget
+        if k > 0:
+            # Non-finite losses rank above every finite one, so they use up the budget first (NaN would also
+            # sort first in topk, -inf last: the key makes all of them +inf).
+            key = torch.where(finite, detached, torch.full_like(detached, math.inf))
+            kept[torch.topk(key, k).indices] = False
+    else:
+        kept = torch.ones(b, dtype=torch.bool, device=losses.device)
     w = kept.to(losses.dtype) if weights is None else weights.to(losses.dtype) * kept
     total = w.sum()
-    # `losses * w` keeps the graph even where w == 0; clamp avoids 0/0 for the all-dropped batch.
-    loss = (losses * w).sum() / total.clamp_min(torch.finfo(losses.dtype).tiny)
-    return DropOutput(loss, kept, k, k / b if b else 0.0)
+    # `where`, not `losses * w`: a removed NaN times its zero weight would still be NaN. Removed samples stay in
+    # the graph with zero gradient; the clamp avoids 0/0 for the all-dropped batch.
+    weighted = torch.where(kept, losses * w, torch.zeros((), dtype=losses.dtype, device=losses.device))
+    loss = weighted.sum() / total.clamp_min(torch.finfo(losses.dtype).tiny)
+    num_removed = (~kept).sum()
+    removed_fraction = num_removed / b if b else torch.zeros((), device=losses.device)
+    return DropOutput(loss, kept, num_removed, removed_fraction, (~finite).sum())

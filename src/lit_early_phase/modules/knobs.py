@@ -49,8 +49,8 @@ class Knobs:
 
     @property
     def removes(self) -> bool:
-        """Whether these settings remove any sample from the loss."""
-        return self.drop_fraction > 0 or bool(self.drop_count)
+        """Whether High-Loss Removal is in force (``drop_count``, when set, overrides ``drop_fraction``)."""
+        return self.drop_count > 0 if self.drop_count is not None else self.drop_fraction > 0
 
 
 def _zero() -> Tensor:
@@ -68,7 +68,8 @@ class StepRecord:
         cutmix_alpha: CutMix α in force for the step.
         lambda_mean: mean λ over the batch (1.0 when nothing was mixed).
         mixed_fraction: fraction of samples mixed.
-        removed_fraction: fraction of samples removed from the loss.
+        removed_fraction: fraction of samples removed from the loss (non-finite losses included).
+        nonfinite: how many per-sample losses were NaN or ±inf.
         correct: arg-max hits (against the dominant label for mixed samples).
         total: samples counted for accuracy.
     """
@@ -77,6 +78,7 @@ class StepRecord:
     cutmix_alpha: float = 0.0
     lambda_mean: Tensor = field(default_factory=lambda: torch.ones(()))
     mixed_fraction: Tensor = field(default_factory=_zero)
-    removed_fraction: float = 0.0
+    removed_fraction: Tensor = field(default_factory=_zero)
+    nonfinite: Tensor = field(default_factory=_zero)
     correct: Tensor = field(default_factory=_zero)
     total: Tensor = field(default_factory=_zero)

@@ -225,6 +225,7 @@ class EnlightenmentMixin:
         k = self.knobs
         out = drop_highest(losses, fraction=k.drop_fraction, count=k.drop_count, weights=weights)
         self.enlightenment_record.removed_fraction = out.removed_fraction
+        self.enlightenment_record.nonfinite = out.num_nonfinite
         return out
 
     def record_accuracy(self, correct: Tensor, total: Tensor) -> None:
@@ -241,6 +242,12 @@ class EnlightenmentMixin:
     ) -> ClassificationStep:
         """Mix, forward, per-sample soft cross-entropy, High-Loss Removal and accuracy counts, in one call.
 
+        While High-Loss Removal is in force, a sample whose logits are not finite (an overflow) gets the loss
+        ``+inf``, which :func:`~lit_early_phase.functional.drop_highest` removes first, and exactly zero gradient:
+        its loss is computed from zeroed logits, so no ``0 · NaN`` of ``log_softmax``'s backward reaches the
+        parameters. Non-finite *inputs* still make the network's backward NaN (clean the data). With removal off
+        the loss is computed as in plain training (NaN stays visible).
+
         Args:
             inputs: ``(B, C, *spatial)`` inputs.
             labels: ``(B,)`` integer labels.
@@ -251,7 +258,13 @@ class EnlightenmentMixin:
         """
         mixed = self.mix(inputs, labels)
         logits = forward(mixed.inputs)
-        losses = soft_cross_entropy(logits, mixed.targets)
+        if self.knobs.removes:
+            bad = ~torch.isfinite(logits.detach()).all(dim=-1)
+            zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
+            safe = soft_cross_entropy(torch.where(bad.unsqueeze(-1), zero, logits), mixed.targets)
+            losses = torch.where(bad, torch.full((), float("inf"), dtype=safe.dtype, device=safe.device), safe)
+        else:
+            losses = soft_cross_entropy(logits, mixed.targets)
         drop = self.reduce_losses(losses)
         self.record_accuracy(*count_correct(logits.detach(), mixed.dominant))
         return ClassificationStep(drop.loss, logits, mixed, losses, drop)
