@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from lit_early_phase.datamodules.loaders import SplitLoadersMixin
+from lit_early_phase.datamodules.loaders import SplitLoadersMixin, check_batch_size
 
 UnequalMode = Literal["pad", "equal_length"]
 ZNormMode = Literal["series", "channel", "none"]
@@ -278,7 +278,9 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
 
     Args:
         name: data set name, e.g. ``"GunPoint"`` (see :func:`offline_classification_sets`).
-        batch_size: training batch size (evaluation uses the same).
+        batch_size: training batch size (evaluation uses the same), at least 2. Training batches never hold a
+            single series (a last one is dropped) and resume mid-epoch (see
+            :mod:`lit_early_phase.datamodules.loaders`).
         val_size: series held out of the training split for validation: a share in ``[0, 1)`` or a count;
             ``0`` for none (then ``val_dataloader`` is empty).
         unequal: ``"pad"`` or ``"equal_length"`` (how unequal lengths are handled; see the module docstring).
@@ -290,6 +292,7 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
         num_workers: DataLoader workers.
         pin_memory: pin host memory for faster transfer to an accelerator.
         split_seed: seed of the validation split.
+        seed: seed of the training order; ``None`` takes ``seed_everything``'s (else 0).
 
     Raises:
         ValueError: for a bad argument, or a ``name`` that is not on disk (the message lists those that are)
@@ -319,10 +322,10 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         split_seed: int = 0,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be an int >= 1, got {batch_size!r}. Typical: 16-64 for UCR sets.")
+        check_batch_size(batch_size, typical="16-64 for UCR sets")
         if isinstance(val_size, bool) or not (
             (isinstance(val_size, int) and val_size >= 0) or (isinstance(val_size, float) and 0 <= val_size < 1)
         ):
@@ -344,6 +347,8 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
             raise ValueError(f"`num_workers` must be an int >= 0, got {num_workers!r}.")
         if isinstance(split_seed, bool) or not isinstance(split_seed, int):
             raise ValueError(f"`split_seed` must be an int, got {split_seed!r}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
         if not isinstance(name, str) or not name:
             raise ValueError(f"`name` must be a data set name such as 'GunPoint', got {name!r}.")
         self.name = name
@@ -357,6 +362,7 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
         self.persistent_workers = num_workers > 0
         self.pin_memory = pin_memory
         self.split_seed = split_seed
+        self.seed = seed
         self._check_name()
         self._raw: dict[str, Any] | None = None
         self.train_set: SeriesDataset | None = None

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -134,6 +138,136 @@ def create_backbone(
     )
 
 
+_PLAIN_SCALARS = (bool, int, float, str, type(None))
+_FACTORY_KINDS: dict[str, tuple[type, ...]] = {
+    "optimizer": (torch.optim.Optimizer,),
+    "lr_scheduler": (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau),
+}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain values (tuples become lists, as LightningCLI writes them), or raise ``TypeError``."""
+    if isinstance(value, _PLAIN_SCALARS):
+        return value
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _plain(v) for k, v in value.items()}
+    raise TypeError(f"{value!r} is not a plain value")
+
+
+def _import_path(cls: type) -> str:
+    """The shortest dotted path under which ``cls`` is reachable, e.g. ``torch.optim.AdamW``.
+
+    Hand-written because jsonargparse's equivalent is private; LightningCLI writes the path the user typed,
+    normally the public one, which this finds too.
+    """
+    parts = cls.__module__.split(".")
+    for end in range(1, len(parts) + 1):
+        module = sys.modules.get(".".join(parts[:end]))
+        if module is not None and getattr(module, cls.__qualname__, None) is cls:
+            return f"{module.__name__}.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def describe_factory(factory: Any, kind: Literal["optimizer", "lr_scheduler"]) -> dict[str, Any] | None:
+    """The plain form of an optimizer or scheduler factory, as LightningCLI stores it in ``hparams``.
+
+    ``{"class_path": "torch.optim.AdamW", "init_args": {...}}`` for a class, a ``functools.partial`` of a class
+    with plain keyword arguments, or such a dict; ``None`` for ``None``. A factory that plain values cannot
+    describe (a lambda, a closure) gives ``{"class_path": None, "description": "..."}``: the checkpoint keeps no
+    code, and a model restored from it asks for ``optimizer=`` when it is trained (see :class:`ImageClassifier`).
+
+    Args:
+        factory: what was passed as ``optimizer`` / ``lr_scheduler``.
+        kind: ``"optimizer"`` or ``"lr_scheduler"``.
+
+    Returns:
+        A dict of plain values, or ``None``.
+
+    Example:
+        >>> describe_factory(functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9), "optimizer")
+        {'class_path': 'torch.optim.SGD', 'init_args': {'lr': 0.1, 'momentum': 0.9}}
+    """
+    if factory is None:
+        return None
+    if isinstance(factory, dict):
+        _resolve_class(factory, kind)  # validates
+        return _plain(factory)
+    target, kwargs = factory, {}
+    if isinstance(factory, functools.partial) and not factory.args:
+        target, kwargs = factory.func, factory.keywords
+    if isinstance(target, type) and issubclass(target, _FACTORY_KINDS[kind]):
+        try:
+            return {"class_path": _import_path(target), "init_args": _plain(dict(kwargs))}
+        except TypeError:
+            pass
+    name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
+    code = getattr(factory, "__code__", None)
+    where = f" ({Path(code.co_filename).name}:{code.co_firstlineno})" if code is not None else ""
+    return {"class_path": None, "description": f"{name}{where}"}
+
+
+def _resolve_class(spec: dict[str, Any], kind: str) -> type | None:
+    """Check a class-path dict and return its class (``None`` for a factory that was not stored).
+
+    Only classes of modules already imported resolve (as Lightning resolves a checkpoint's class path): reading a
+    checkpoint never imports new code.
+    """
+    unknown = set(spec) - {"class_path", "init_args", "description"}
+    class_path, init_args = spec.get("class_path"), spec.get("init_args", {})
+    if unknown or not (class_path is None or isinstance(class_path, str)) or not isinstance(init_args, dict):
+        raise ValueError(
+            f"`{kind}={spec!r}` is not a class-path dict: use {{'class_path': 'torch.optim.AdamW', "
+            f"'init_args': {{'lr': 0.001}}}} (what LightningCLI writes), or pass the class or a callable."
+        )
+    if class_path is None:
+        return None
+    module_name, _, name = class_path.rpartition(".")
+    module = sys.modules.get(module_name)
+    cls = getattr(module, name, None)
+    bases = _FACTORY_KINDS[kind]
+    if not (isinstance(cls, type) and issubclass(cls, bases)):
+        names = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, bases)] if module else []
+        close = [f"{module_name}.{n}" for n in difflib.get_close_matches(name, names, n=3, cutoff=0.6)]
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"`{kind}` class_path {class_path!r} does not name an imported {' or '.join(b.__name__ for b in bases)} "
+            f"class.{hint} Check the spelling (e.g. 'torch.optim.AdamW'), or import the module that defines it "
+            f"before creating or loading the model."
+        )
+    try:
+        inspect.signature(cls).bind_partial(None, **init_args)
+    except TypeError as err:
+        raise ValueError(f"`{kind}` init_args {init_args} do not fit {class_path}: {err}.") from err
+    return cls
+
+
+class _NotStored:
+    """Stands in for a factory that a checkpoint could not hold as plain values; says what to do when called."""
+
+    def __init__(self, kind: str, description: str) -> None:
+        self.kind, self.description = kind, description
+
+    def __call__(self, *args: Any) -> Any:
+        raise RuntimeError(
+            f"This ImageClassifier was restored from a checkpoint whose `{self.kind}` ({self.description}) could "
+            f"not be stored as plain values, so it is not known. Pass it again: "
+            f"`ImageClassifier.load_from_checkpoint(path, {self.kind}=...)`, or give the class (with "
+            f"`functools.partial` for its arguments) when you create the model, so the checkpoint can hold it."
+        )
+
+
+def _factory(spec: Any, kind: str) -> Any:
+    """The callable behind ``optimizer`` / ``lr_scheduler`` (a class-path dict is resolved, anything else kept)."""
+    if not isinstance(spec, dict):
+        return spec
+    cls = _resolve_class(spec, kind)
+    if cls is None:
+        return _NotStored(kind, str(spec.get("description", "unknown")))
+    return functools.partial(cls, **spec.get("init_args", {}))
+
+
 class ImageClassifier(EnlightenmentMixin, L.LightningModule):
     """Image (or any ``(B, C, ...)``) classifier on a timm backbone, ready for the enlightenment strategies.
 
@@ -157,12 +291,27 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
         pretrained_file: local state_dict for the backbone (no hub downloads).
         pretrained_key_map: ``"name"`` or ``"position"`` (see :func:`create_backbone`).
         backbone_kwargs: more ``timm.create_model`` arguments.
-        optimizer: optimizer factory (LightningCLI: ``--model.optimizer AdamW --model.optimizer.lr 1e-3``).
-        lr_scheduler: optional scheduler factory, stepped every epoch (or step, see ``lr_interval``).
+        optimizer: optimizer factory: a ``torch.optim`` class, a ``functools.partial`` of one with its arguments,
+            a class-path dict ``{"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3}}``, or any callable
+            ``params -> Optimizer`` (LightningCLI: ``--model.optimizer AdamW --model.optimizer.lr 1e-3``).
+        lr_scheduler: optional scheduler factory (the same forms), stepped every epoch (or step, see
+            ``lr_interval``).
         lr_interval: ``"epoch"`` or ``"step"``.
 
+    Checkpoints hold plain values only, so they load with ``torch.load(weights_only=True)`` (Lightning's default
+    for ``fit(ckpt_path=...)`` and ``load_from_checkpoint``): ``optimizer`` and ``lr_scheduler`` are stored in
+    ``hparams`` as class-path dicts, the form LightningCLI writes, and ``load_from_checkpoint`` rebuilds them. A
+    lambda or closure cannot be stored that way: its entry only names it, and a model restored from such a
+    checkpoint predicts, validates and tests as usual but asks for ``optimizer=`` (or ``lr_scheduler=``) when it
+    is trained. An ``nn.Module`` backbone is not stored either: pass ``backbone=`` to ``load_from_checkpoint``.
+
+    A training batch of one sample is skipped (``training_step`` returns ``None``, with a warning the first time)
+    when the model has BatchNorm layers, which cannot normalise a single sample in training; the DataModules of
+    this package never produce one.
+
     Raises:
-        ValueError: for an unknown backbone, ``num_classes < 2``, negative α or a drop fraction outside [0, 1).
+        ValueError: for an unknown backbone, ``num_classes < 2``, negative α, a drop fraction outside [0, 1), or
+            a class-path dict that names no optimizer / scheduler class or has arguments that do not fit it.
 
     Example:
         >>> model = ImageClassifier("resnet18", num_classes=10, in_chans=1, mixup_alpha=0.2)
@@ -191,6 +340,15 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
         lr_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__()
+        optimizer_factory, lr_scheduler_factory = (
+            _factory(optimizer, "optimizer"),
+            _factory(lr_scheduler, "lr_scheduler"),
+        )
+        # `save_hyperparameters` reads the arguments from this frame: store the factories as plain class-path
+        # dicts (never as classes or code), so a checkpoint loads with `weights_only=True`. Under LightningCLI it
+        # stores the CLI's own plain config instead, which has the same form.
+        optimizer = describe_factory(optimizer, "optimizer")  # type: ignore[assignment]
+        lr_scheduler = describe_factory(lr_scheduler, "lr_scheduler")  # type: ignore[assignment]
         self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
         self.configure_enlightenment(
             num_classes=num_classes,
@@ -217,8 +375,9 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
                 pretrained_key_map=pretrained_key_map,
                 **(backbone_kwargs or {}),
             )
-        self.optimizer_factory = optimizer
-        self.lr_scheduler_factory = lr_scheduler
+        self.optimizer_factory = optimizer_factory
+        self.lr_scheduler_factory = lr_scheduler_factory
+        self.skipped_single_batches = 0
         self.lr_interval = lr_interval
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -228,14 +387,35 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
         """Logits ``(B, num_classes)``."""
         return self.model(x)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Mix, forward, per-sample loss, optional removal; log ``train/loss`` and ``train/acc``."""
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
+        """Mix, forward, per-sample loss, optional removal; log ``train/loss`` and ``train/acc``.
+
+        Returns ``None`` (Lightning skips the step) for a batch of one sample when the model has BatchNorm layers
+        in training mode, which would fail on it (``Expected more than 1 value per channel``); the first skip
+        warns, :attr:`skipped_single_batches` counts them. Under DDP every rank must skip together (a
+        ``DistributedSampler`` gives all ranks the same batch sizes).
+        """
         x, y = batch
+        if x.shape[0] == 1 and self._has_training_batchnorm():
+            self.skipped_single_batches += 1
+            if self.skipped_single_batches == 1:
+                rank_zero_warn(
+                    f"ImageClassifier skipped a training batch of 1 sample (batch {batch_idx} of epoch "
+                    f"{self.current_epoch}): BatchNorm cannot normalise a single sample in training. The step "
+                    f"changes nothing. Use `drop_last=True` in your DataLoader, or a batch size that does not "
+                    f"leave one sample over (warned once; `model.skipped_single_batches` counts them).",
+                    category=UserWarning,
+                )
+            return None
         step = self.classification_step(x, y, self)
         self.train_acc(step.logits.detach(), step.mix.dominant)
         self.log("train/loss", step.loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
         return step.loss
+
+    def _has_training_batchnorm(self) -> bool:
+        norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)  # timm's subclass these
+        return any(isinstance(m, norms) and m.training for m in self.model.modules())
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str, metric: MulticlassAccuracy) -> None:
         x, y = batch
