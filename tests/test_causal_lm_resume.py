@@ -57,6 +57,13 @@ def fit_with_checkpoint(tokenizer, tmp_path, lora_r=4, steps=2):
     return lm, path
 
 
+@pytest.fixture(scope="module")
+def lora_run(tokenizer, tmp_path_factory):
+    """One LoRA fit of 2 steps and its checkpoint, shared by the tests that only read it."""
+    L.seed_everything(0, verbose=False)
+    return fit_with_checkpoint(tokenizer, tmp_path_factory.mktemp("lora_run"))
+
+
 # ------------------------------------------------------------------------------------------------------------
 # case 1: weights_only loading through ckpt_path and load_from_checkpoint
 @pytest.mark.parametrize("lora_r", [4, 0], ids=["lora", "full"])
@@ -93,8 +100,8 @@ def test_path_arguments_are_stored_as_strings(tokenizer, tmp_path):
 
 # ------------------------------------------------------------------------------------------------------------
 # case 3: a LoRA resume restores exactly the saved adapter, and a mismatching one is refused
-def test_lora_resume_restores_saved_tensors_exactly(tokenizer, tmp_path):
-    lm, path = fit_with_checkpoint(tokenizer, tmp_path)
+def test_lora_resume_restores_saved_tensors_exactly(tokenizer, tmp_path, lora_run):
+    lm, path = lora_run
     saved = torch.load(path, weights_only=True)["state_dict"]
     assert saved and all("lora_" in k for k in saved)
     assert {f"model.{k}" for k in trainable(lm)} == set(saved)
@@ -112,8 +119,8 @@ def test_lora_resume_restores_saved_tensors_exactly(tokenizer, tmp_path):
 
 
 @pytest.mark.parametrize("change", ["renamed", "missing", "other_targets"])
-def test_lora_resume_refuses_a_mismatching_adapter(tokenizer, tmp_path, change):
-    _, path = fit_with_checkpoint(tokenizer, tmp_path)
+def test_lora_resume_refuses_a_mismatching_adapter(tokenizer, tmp_path, change, lora_run):
+    _, path = lora_run
     checkpoint = torch.load(path, weights_only=True)
     state = checkpoint["state_dict"]
     key = sorted(state)[0]
@@ -150,20 +157,20 @@ def test_mid_epoch_resume_sees_the_same_batches(tokenizer, tmp_path):
     def module():
         return CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, lora_dropout=0.0, lr=1e-2, warmup=0)
 
-    # 24 conversations, batches of 4: 6 a epoch; 8 steps cross into the second epoch
-    full, ckpt = Batches(), ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
+    # 12 conversations, batches of 4: 3 a epoch; 5 steps cross into the second epoch
+    full, ckpt = Batches(), ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
     uninterrupted = module()
-    kw = trainer_kwargs(tmp_path, max_steps=8, enable_checkpointing=True)
-    L.Trainer(callbacks=[full, ckpt], **kw).fit(uninterrupted, dm_for(tokenizer, n=24))
-    mid = tmp_path / "ckpt" / "epoch=0-step=3.ckpt"
+    kw = trainer_kwargs(tmp_path, max_steps=5, enable_checkpointing=True)
+    L.Trainer(callbacks=[full, ckpt], **kw).fit(uninterrupted, dm_for(tokenizer, n=12))
+    mid = tmp_path / "ckpt" / "epoch=0-step=2.ckpt"
     assert mid.is_file()
 
     again = Batches()
     resumed = module()
-    L.Trainer(callbacks=[again], **trainer_kwargs(tmp_path, max_steps=8)).fit(
-        resumed, dm_for(tokenizer, n=24), ckpt_path=mid
+    L.Trainer(callbacks=[again], **trainer_kwargs(tmp_path, max_steps=5)).fit(
+        resumed, dm_for(tokenizer, n=12), ckpt_path=mid
     )
-    assert sorted(again.ids) == list(range(3, 8))
+    assert sorted(again.ids) == list(range(2, 5))
     for step, ids in again.ids.items():
         assert torch.equal(ids, full.ids[step]), f"step {step}"
     assert all(torch.equal(trainable(resumed)[k], v) for k, v in trainable(uninterrupted).items())
