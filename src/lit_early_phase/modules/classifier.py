@@ -195,8 +195,13 @@ def describe_factory(factory: Any, kind: Literal["optimizer", "lr_scheduler"]) -
         _resolve_class(factory, kind)  # validates
         return _plain(factory)
     target, kwargs = factory, {}
-    if isinstance(factory, functools.partial) and not factory.args:
-        target, kwargs = factory.func, factory.keywords
+    if isinstance(factory, functools.partial):
+        if not factory.args:
+            target, kwargs = factory.func, factory.keywords
+        elif getattr(factory.func, "__module__", "").startswith("jsonargparse") and isinstance(factory.args[-1], type):
+            # what jsonargparse builds from a class-path dict (LightningCLI, `load_from_checkpoint` of a CLI
+            # checkpoint): partial(<its instantiator>, ..., cls, **init_args)
+            target, kwargs = factory.args[-1], factory.keywords
     if isinstance(target, type) and issubclass(target, _FACTORY_KINDS[kind]):
         try:
             return {"class_path": _import_path(target), "init_args": _plain(dict(kwargs))}
@@ -229,7 +234,8 @@ def _resolve_class(spec: dict[str, Any], kind: str) -> type | None:
     bases = _FACTORY_KINDS[kind]
     if not (isinstance(cls, type) and issubclass(cls, bases)):
         names = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, bases)] if module else []
-        close = [f"{module_name}.{n}" for n in difflib.get_close_matches(name, names, n=3, cutoff=0.6)]
+        lower = {n.lower(): n for n in names}
+        close = [f"{module_name}.{lower[n]}" for n in difflib.get_close_matches(name.lower(), lower, n=3, cutoff=0.6)]
         hint = f" Did you mean {close}?" if close else ""
         raise ValueError(
             f"`{kind}` class_path {class_path!r} does not name an imported {' or '.join(b.__name__ for b in bases)} "
