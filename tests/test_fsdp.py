@@ -90,13 +90,6 @@ def test_fsdp_checkpoint_is_the_adapter_and_resumes(fsdp_run):
         assert resumed["boundary_step"] == r["first"]["boundary_step"] and resumed["in_period"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="EnlightenmentCallback puts the phase in force in `on_fit_start`, but strategies with "
-    "`restore_checkpoint_after_setup` (FSDP, DeepSpeed) restore callbacks after `on_fit_start`: the latched "
-    "'after the period' phase is loaded but the period's removal stays on. Apply the phase in `on_train_start` "
-    "(callbacks/enlightenment.py); remove this mark then.",
-)
 @pytest.mark.timeout(300)
 def test_fsdp_resume_keeps_the_period_ended(fsdp_run):
     (r0, r1), _ = fsdp_run

@@ -90,14 +90,7 @@ def _series_loader(n=8):
     return DataLoader(ds, batch_size=4)
 
 
-CLASSIFIER_EVAL_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="ImageClassifier keeps a backbone handed over in eval mode in eval mode during fit (Lightning keeps "
-    "submodule modes); classifier.py should switch its model to train mode in `on_fit_start`. Remove this mark then.",
-)
-
-
-@pytest.mark.parametrize("case", ["timm", "series_fcn", pytest.param("module_in_eval_mode", marks=CLASSIFIER_EVAL_BUG)])
+@pytest.mark.parametrize("case", ["timm", "series_fcn", "module_in_eval_mode"])
 def test_image_classifier_trains_in_train_mode(tmp_path, recwarn, case):
     if case == "series_fcn":
         model = ImageClassifier("fcn", num_classes=3, in_chans=2, backbone_kwargs={"widths": (8, 16, 8)})

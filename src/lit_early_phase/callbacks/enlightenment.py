@@ -292,6 +292,19 @@ class EnlightenmentCallback(Callback):
                     self.max_duration = None
                 else:
                     d.end_step(total_steps=self._total_steps)  # raises a clear error
+        self._apply_phase(pl_module)
+
+    @override
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Put the phase in force again, now that every strategy has restored the checkpoint.
+
+        Strategies that restore checkpoints after setup (FSDP, DeepSpeed) load the callback's state only after
+        ``on_fit_start``.
+        """
+        self._apply_phase(pl_module)
+
+    def _apply_phase(self, pl_module: L.LightningModule) -> None:
+        assert self.strategy is not None  # set in setup
         if self.in_period:
             self.strategy.enter(pl_module)  # type: ignore[arg-type]
         else:

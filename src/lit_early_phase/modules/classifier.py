@@ -389,6 +389,14 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
 
+    def on_fit_start(self) -> None:
+        """Train the backbone in train mode even if it was handed over in eval mode.
+
+        Lightning keeps each submodule's mode at fit start, so a backbone passed in after ``.eval()`` would train
+        with dropout off and BatchNorm statistics frozen; validation still switches to eval mode.
+        """
+        self.model.train()
+
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, num_classes)``."""
         return self.model(x)
