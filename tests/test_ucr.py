@@ -140,7 +140,10 @@ def test_channel_znorm_uses_training_statistics():
     assert val_values.mean(-1).abs().max() > 1e-3  # validation is scaled by the training statistics, not its own
     raw = UCRDataModule("BasicMotions", znorm="none", val_size=0.2)
     raw.setup("fit")
-    assert raw.train_set.series[0].std() > 1.0 or raw.train_set.series[0].std() < 0.99
+    raw_values = torch.cat(raw.train_set.series, dim=-1).double()  # "none" keeps the values: they give the stats
+    mean, std = raw_values.mean(-1, keepdim=True), raw_values.std(-1, unbiased=False, keepdim=True)
+    for scaled, kept in zip(dm.val_set.series, raw.val_set.series, strict=True):
+        torch.testing.assert_close(scaled.double(), (kept.double() - mean) / std, rtol=0, atol=1e-5)
 
 
 def test_pad_collate_without_mask():
@@ -182,7 +185,8 @@ def test_download_name_checked_against_the_archive_without_network(monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "pattern"),
     [
-        ({"batch_size": 0}, r"`batch_size` must be an int >= 1, got 0"),
+        ({"batch_size": 0}, r"`batch_size` must be an int >= 2, got 0"),
+        ({"batch_size": 1}, r"`batch_size` must be an int >= 2, got 1: .*BatchNorm"),
         ({"val_size": 1.5}, r"`val_size` must be a share in \[0, 1\) or an int count >= 0 .* got 1.5"),
         ({"val_size": True}, r"`val_size` must be"),
         ({"unequal": "trim"}, r"`unequal` must be one of \('pad', 'equal_length'\), got 'trim'"),
@@ -214,7 +218,19 @@ def test_unequal_and_multivariate_batches_train(tmp_path, name):
     assert math.isfinite(float(trainer.callback_metrics["train/loss"]))
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     result = trainer.test(model, dm, verbose=False)[0]
-    assert 0.0 <= result["test/acc"] <= 1.0
+    model.eval()
+    with torch.no_grad():
+        hits = sum(int((model(x).argmax(-1) == y).sum()) for x, y in dm.test_dataloader())
+    assert result["test/acc"] == pytest.approx(hits / len(dm.test_set))  # the logged value is the real accuracy
+
+
+@pytest.mark.parametrize(("batch_size", "sizes"), [(13, [13, 13, 13]), (8, [8, 8, 8, 8, 8]), (6, [6] * 6 + [4])])
+def test_training_batches_never_hold_a_single_series(batch_size, sizes):
+    """BasicMotions has 40 training series: 40 = 3 x 13 + 1, the last series of an epoch is left out."""
+    dm = UCRDataModule("BasicMotions", batch_size=batch_size, val_size=0)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert [len(y) for _, y in loader] == sizes and len(loader) == len(sizes)
 
 
 def test_removal_on_a_series_batch_drops_exactly_the_highest_losses():
