@@ -266,3 +266,23 @@ def test_series_classifier_checkpoint_and_mid_epoch_resume(tmp_path):
     resumed, cb = run(ckpt_path=path)
     assert (cb.boundary_step, cb.in_period, cb.reason) == (full_cb.boundary_step, full_cb.in_period, full_cb.reason)
     assert _same_parameters(resumed, full)
+
+
+@pytest.mark.parametrize("resume_step", [5, 8], ids=["mid-epoch", "end-of-epoch"])
+def test_resume_with_dropout_continues_the_global_rng(tmp_path, resume_step):
+    """Dropout draws from the global RNG: the checkpoint keeps its state and a resumed fit puts it back."""
+
+    def run(ckpt_path=None, save=False):
+        L.seed_everything(0, verbose=False)
+        model = ImageClassifier("test_resnet", num_classes=10, in_chans=1, backbone_kwargs={"drop_rate": 0.5})
+        dm = MNIST5kDataModule(batch_size=32, train_subset=256, val_size=32)  # 8 batches an epoch
+        callbacks = [_checkpoints(tmp_path / "ckpt", 1)] if save else []
+        kw = trainer_kwargs(tmp_path, limit_val_batches=1, enable_checkpointing=save)
+        L.Trainer(max_steps=12, callbacks=callbacks, **kw).fit(model, dm, ckpt_path=ckpt_path)
+        return model
+
+    full = run(save=True)
+    saved = torch.load(tmp_path / "ckpt" / f"step={resume_step}.ckpt", weights_only=True)
+    assert saved["lit_early_phase/rng_states"]["cpu"].dtype == torch.uint8
+    resumed = run(ckpt_path=tmp_path / "ckpt" / f"step={resume_step}.ckpt")
+    assert _same_parameters(resumed, full)

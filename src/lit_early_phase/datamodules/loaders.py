@@ -10,6 +10,9 @@ resumed from a mid-epoch checkpoint sees exactly the batches the uninterrupted r
   back into the loader as soon as ``train_dataloader`` builds it (see :meth:`SplitLoadersMixin.load_state_dict`);
 * per-sample randomness (augmentation) is keyed by ``(seed, epoch, index)`` through :class:`SampleKey`, not drawn
   from the process's global RNG, so it does not depend on workers, ranks or where a run was resumed;
+* no loader draws from the global RNG (each has its own generator for its workers' seeds), so dropout and
+  anything else that does draws the same numbers in a resumed run (:class:`~lit_early_phase.ImageClassifier`
+  saves the global RNG state in its checkpoints);
 * a training batch never has a single sample (a BatchNorm layer cannot normalise one sample in training): when
   the last batch of a rank would hold exactly one, it is dropped (one sample of that epoch, a different one each
   epoch).
@@ -23,6 +26,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+import torch
 from torch.utils.data import DataLoader, Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
@@ -196,6 +200,7 @@ class SplitLoadersMixin:
             persistent_workers=self.persistent_workers,
             pin_memory=self.pin_memory,
             collate_fn=self.collate_fn,
+            generator=torch.Generator().manual_seed(0),
         )
 
     def train_dataloader(self) -> ResumableLoader:
@@ -228,6 +233,7 @@ class SplitLoadersMixin:
             pin_memory=self.pin_memory,
             collate_fn=self.collate_fn,
             epoch_length=self._epoch_length,
+            generator=torch.Generator().manual_seed(seed),
         )
         if self._pending_loader_state is not None:
             loader.load_state_dict(self._pending_loader_state)

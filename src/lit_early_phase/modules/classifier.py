@@ -274,6 +274,17 @@ def _factory(spec: Any, kind: str) -> Any:
     return functools.partial(cls, **spec.get("init_args", {}))
 
 
+RNG_KEY = "lit_early_phase/rng_states"
+
+
+def _rng_states(device: torch.device) -> dict[str, Tensor]:
+    """The global CPU RNG state and, on a GPU, that device's (only tensors: ``weights_only`` loads them)."""
+    states = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
 class ImageClassifier(EnlightenmentMixin, L.LightningModule):
     """Image (or any ``(B, C, ...)``) classifier on a timm backbone, ready for the enlightenment strategies.
 
@@ -310,6 +321,10 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
     lambda or closure cannot be stored that way: its entry only names it, and a model restored from such a
     checkpoint predicts, validates and tests as usual but asks for ``optimizer=`` (or ``lr_scheduler=``) when it
     is trained. An ``nn.Module`` backbone is not stored either: pass ``backbone=`` to ``load_from_checkpoint``.
+
+    Checkpoints also hold the global RNG state (CPU, and the GPU's), put back when a resumed fit starts, so
+    dropout and stochastic depth continue the uninterrupted run's draws (rank 0's state: exact under DDP when the
+    ranks share one seed, as ``seed_everything`` gives them).
 
     A training batch of one sample is skipped (``training_step`` returns ``None``, with a warning the first time)
     when the model has BatchNorm layers, which cannot normalise a single sample in training; the DataModules of
@@ -396,6 +411,24 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
         with dropout off and BatchNorm statistics frozen; validation still switches to eval mode.
         """
         self.model.train()
+
+    # the global RNG (dropout, stochastic depth) in checkpoints ------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the global RNG states (tensors), so dropout draws the same masks in a resumed run."""
+        checkpoint[RNG_KEY] = _rng_states(self.device)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the saved RNG states until training starts (restoring happens before the loaders are built)."""
+        self._rng_to_restore = checkpoint.get(RNG_KEY)
+
+    def on_train_start(self) -> None:
+        """Put the saved global RNG states back, last thing before the first resumed step draws from them."""
+        saved = getattr(self, "_rng_to_restore", None)
+        if saved is not None:
+            torch.set_rng_state(saved["cpu"])
+            if "cuda" in saved and self.device.type == "cuda":
+                torch.cuda.set_rng_state(saved["cuda"], self.device)
+            self._rng_to_restore = None
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, num_classes)``."""
