@@ -266,6 +266,11 @@ def test_training_loader_resumes_mid_epoch_with_workers_and_the_next_epoch_after
     for (x, y), (rx, ry) in zip(first, epoch1[:2], strict=True):
         assert torch.equal(x, rx) and torch.equal(y, ry)  # 2 workers, the same batches as 0
 
+    without_workers = make(0)
+    without_workers.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"num_workers=2; resume it with num_workers >= 1 \(got 0\)"):
+        without_workers.train_dataloader()
+
     resumed = make(2)
     resumed.load_state_dict(state)
     it = iter(resumed.train_dataloader())  # before anyone calls set_epoch(1)

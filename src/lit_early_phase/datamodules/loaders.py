@@ -132,20 +132,39 @@ class ResumableLoader(StatefulDataLoader):
         return min(length, len(self))
 
     def state_dict(self) -> dict[str, Any]:
-        """``{"epoch", "batches", "done", "loader"}``; an unstarted loader has no position (``{}``)."""
+        """``{"epoch", "batches", "done", "num_workers", "loader"}``; an unstarted loader has none (``{}``)."""
         iterator = self._iterator
         if iterator is None:
             return {}
         # `_num_yielded`: batches handed out by this iterator (not the ones workers prefetched), as torch counts them
         batches = int(iterator._num_yielded)
         done = bool(iterator._finished) or batches >= self._batches_per_epoch()
-        return {"epoch": int(self.sampler.epoch), "batches": batches, "done": done, "loader": super().state_dict()}
+        return {
+            "epoch": int(self.sampler.epoch),
+            "batches": batches,
+            "done": done,
+            "num_workers": int(self.num_workers),
+            "loader": super().state_dict(),
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Continue at the saved position (or at the start of the next epoch if the saved one was done)."""
+        """Continue at the saved position (or at the start of the next epoch if the saved one was done).
+
+        Raises:
+            ValueError: for a mid-epoch position saved with workers loaded without them, or the other way round.
+        """
         if not state_dict:
             return
         epoch = int(state_dict["epoch"])
+        saved_workers = state_dict.get("num_workers", self.num_workers)
+        if not state_dict["done"] and (saved_workers > 0) != (self.num_workers > 0):
+            # torchdata keeps a single-process and a worker position in different forms
+            wanted = "num_workers >= 1" if saved_workers else "num_workers=0"
+            raise ValueError(
+                f"This checkpoint stopped in the middle of an epoch of a training loader with "
+                f"num_workers={saved_workers}; resume it with {wanted} (got {self.num_workers}), or from a "
+                f"checkpoint at the end of an epoch."
+            )
         if state_dict["done"]:
             self.sampler.set_epoch(epoch + 1)
             super().load_state_dict({})  # a fresh iteration
