@@ -268,21 +268,26 @@ def test_series_classifier_checkpoint_and_mid_epoch_resume(tmp_path):
     assert _same_parameters(resumed, full)
 
 
+def _dropout_run(tmp_path: Path, ckpt_path: Path | None = None, save: bool = False) -> ImageClassifier:
+    L.seed_everything(0, verbose=False)
+    model = ImageClassifier("test_resnet", num_classes=10, in_chans=1, backbone_kwargs={"drop_rate": 0.5})
+    dm = MNIST5kDataModule(batch_size=32, train_subset=256, val_size=32)  # 8 batches an epoch
+    callbacks = [_checkpoints(tmp_path / "ckpt", 1)] if save else []
+    kw = trainer_kwargs(tmp_path, limit_val_batches=1, enable_checkpointing=save)
+    L.Trainer(max_steps=12, callbacks=callbacks, **kw).fit(model, dm, ckpt_path=ckpt_path)
+    return model
+
+
+@pytest.fixture(scope="module")
+def dropout_uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dropout_full")
+    return tmp, _dropout_run(tmp, save=True)
+
+
 @pytest.mark.parametrize("resume_step", [5, 8], ids=["mid-epoch", "end-of-epoch"])
-def test_resume_with_dropout_continues_the_global_rng(tmp_path, resume_step):
+def test_resume_with_dropout_continues_the_global_rng(tmp_path, dropout_uninterrupted, resume_step):
     """Dropout draws from the global RNG: the checkpoint keeps its state and a resumed fit puts it back."""
-
-    def run(ckpt_path=None, save=False):
-        L.seed_everything(0, verbose=False)
-        model = ImageClassifier("test_resnet", num_classes=10, in_chans=1, backbone_kwargs={"drop_rate": 0.5})
-        dm = MNIST5kDataModule(batch_size=32, train_subset=256, val_size=32)  # 8 batches an epoch
-        callbacks = [_checkpoints(tmp_path / "ckpt", 1)] if save else []
-        kw = trainer_kwargs(tmp_path, limit_val_batches=1, enable_checkpointing=save)
-        L.Trainer(max_steps=12, callbacks=callbacks, **kw).fit(model, dm, ckpt_path=ckpt_path)
-        return model
-
-    full = run(save=True)
-    saved = torch.load(tmp_path / "ckpt" / f"step={resume_step}.ckpt", weights_only=True)
-    assert saved["lit_early_phase/rng_states"]["cpu"].dtype == torch.uint8
-    resumed = run(ckpt_path=tmp_path / "ckpt" / f"step={resume_step}.ckpt")
-    assert _same_parameters(resumed, full)
+    full_dir, full = dropout_uninterrupted
+    path = full_dir / "ckpt" / f"step={resume_step}.ckpt"
+    assert torch.load(path, weights_only=True)["lit_early_phase/rng_states"]["cpu"].dtype == torch.uint8
+    assert _same_parameters(_dropout_run(tmp_path, ckpt_path=path), full)
