@@ -3,6 +3,7 @@
 from lit_early_phase.datamodules.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
 from lit_early_phase.datamodules.images import ImageTensorDataset, InMemoryImageDataModule
 from lit_early_phase.datamodules.instructions import InstructionDataModule, load_chatterbot, read_jsonl
+from lit_early_phase.datamodules.loaders import ResumableLoader, ResumableSampler, SampleKey
 from lit_early_phase.datamodules.mnist5k import MNIST5kDataModule
 from lit_early_phase.datamodules.ucr import UCRDataModule, offline_classification_sets
 
@@ -12,6 +13,9 @@ __all__ = [
     "InMemoryImageDataModule",
     "InstructionDataModule",
     "MNIST5kDataModule",
+    "ResumableLoader",
+    "ResumableSampler",
+    "SampleKey",
     "UCRDataModule",
     "find_fashion_mnist",
     "load_chatterbot",

@@ -20,7 +20,6 @@ resumed from a mid-epoch checkpoint sees exactly the batches the uninterrupted r
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -285,26 +284,6 @@ class SplitLoadersMixin:
         either way; when Lightning loads its own copy too, it is the same state.
         """
         self._pending_loader_state = state_dict.get("train_loader")
-
-
-def batches_per_epoch(num_samples: int, batch_size: int, world_size: int = 1) -> int:
-    """Training batches per epoch and rank of :meth:`SplitLoadersMixin.train_dataloader`.
-
-    Args:
-        num_samples: training samples.
-        batch_size: batch size.
-        world_size: ranks.
-
-    Returns:
-        The number of batches (a last batch of one sample is not counted: it is dropped).
-
-    Example:
-        >>> batches_per_epoch(33, 16), batches_per_epoch(34, 16), batches_per_epoch(33, 16, world_size=2)
-        (2, 3, 1)
-    """
-    per_rank = math.ceil(num_samples / world_size)
-    full, rest = divmod(per_rank, batch_size)
-    return full + int(rest > 1)
 
 
 def check_batch_size(batch_size: Any, *, typical: str) -> None:
