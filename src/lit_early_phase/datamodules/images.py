@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lit_early_phase.datamodules.loaders import SampleKey, SplitLoadersMixin, check_batch_size
+from lit_early_phase.datamodules.loaders import SampleKey, SplitLoadersMixin, check_batch_size, check_seed
 
 
 class ImageTensorDataset(Dataset):
@@ -127,8 +127,7 @@ class InMemoryImageDataModule(SplitLoadersMixin, L.LightningDataModule):
             raise ValueError(f"`train_subset` must be an int >= 1 or None, got {train_subset!r}.")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"`num_workers` must be an int >= 0, got {num_workers!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+        check_seed(seed)
         self.batch_size = batch_size
         self.val_size = val_size
         self.train_subset = train_subset

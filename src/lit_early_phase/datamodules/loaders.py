@@ -301,3 +301,13 @@ def check_batch_size(batch_size: Any, *, typical: str) -> None:
             f"`batch_size` must be an int >= 2, got {batch_size!r}: training batches of one sample cannot be "
             f"normalised by BatchNorm layers. Typical: {typical}."
         )
+
+
+def check_seed(seed: Any) -> None:
+    """Refuse a ``seed`` that is neither an int nor ``None`` (the loaders' order and augmentation derive from it).
+
+    Raises:
+        ValueError: naming the value.
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"`seed` must be an int or None, got {seed!r}.")

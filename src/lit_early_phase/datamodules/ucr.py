@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from lit_early_phase.datamodules.loaders import SplitLoadersMixin, check_batch_size
+from lit_early_phase.datamodules.loaders import SplitLoadersMixin, check_batch_size, check_seed
 
 UnequalMode = Literal["pad", "equal_length"]
 ZNormMode = Literal["series", "channel", "none"]
@@ -347,8 +347,7 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
             raise ValueError(f"`num_workers` must be an int >= 0, got {num_workers!r}.")
         if isinstance(split_seed, bool) or not isinstance(split_seed, int):
             raise ValueError(f"`split_seed` must be an int, got {split_seed!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+        check_seed(seed)
         if not isinstance(name, str) or not name:
             raise ValueError(f"`name` must be a data set name such as 'GunPoint', got {name!r}.")
         self.name = name
