@@ -1,27 +1,54 @@
 """lit-early-phase: detect the enlightenment period of training and change the data distribution inside it.
 
+The callback, the strategies and the core load eagerly (Lightning and torch only); the LightningModules load on
+first use, so ``import lit_early_phase.strategies`` pulls in neither timm nor transformers.
+
 Example:
     >>> import lightning as L
     >>> from lit_early_phase import EnlightenmentCallback
     >>> trainer = L.Trainer(callbacks=[EnlightenmentCallback()], logger=False, enable_progress_bar=False)
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from lit_early_phase.callbacks import Duration, EnlightenmentCallback
-from lit_early_phase.modules import CausalLMFineTune, EnlightenmentMixin, ImageClassifier, Knobs
+from lit_early_phase.knobs import Enlightenable, Knobs, StepRecord
 from lit_early_phase.strategies import AlphaBoost, HighLossRemoval, MixupPause, Strategy
 
+if TYPE_CHECKING:
+    from lit_early_phase.modules import CausalLMFineTune, EnlightenmentMixin, ImageClassifier
+
 __version__ = "0.1.0"
+
+# PEP 562 lazy attributes: the name -> the module that defines it (imported on first access).
+_LAZY = {
+    "CausalLMFineTune": "lit_early_phase.modules.causal_lm",
+    "EnlightenmentMixin": "lit_early_phase.modules.mixin",
+    "ImageClassifier": "lit_early_phase.modules.classifier",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'lit_early_phase' has no attribute {name!r}")
+
 
 __all__ = [
     "AlphaBoost",
     "CausalLMFineTune",
     "Duration",
+    "Enlightenable",
     "EnlightenmentCallback",
     "EnlightenmentMixin",
     "HighLossRemoval",
     "ImageClassifier",
     "Knobs",
     "MixupPause",
+    "StepRecord",
     "Strategy",
     "__version__",
 ]

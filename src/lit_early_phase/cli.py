@@ -9,7 +9,9 @@ from lightning.pytorch.cli import LightningCLI
 # Imported so that jsonargparse knows the suite's classes as subclasses of LightningModule / LightningDataModule /
 # Callback: short names work (`--model ImageClassifier`, `--data MNIST5kDataModule`,
 # `--trainer.callbacks+=EnlightenmentCallback`) and `--model.help ImageClassifier` prints a class's arguments.
-import lit_early_phase.datamodules  # noqa: F401
+import lit_early_phase.datamodules
+import lit_early_phase.modules.causal_lm
+import lit_early_phase.modules.classifier  # noqa: F401
 
 MODELS = ("ImageClassifier", "CausalLMFineTune")
 DATAMODULES = ("FashionMNISTDataModule", "MNIST5kDataModule", "UCRDataModule", "InstructionDataModule")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import deque
 from typing import Any, Literal
 
 import lightning as L
@@ -20,11 +19,12 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 from typing_extensions import override
 
+from lit_early_phase._validation import check_choice, check_int, check_number
+from lit_early_phase.callbacks.applied_logging import RUNNING_ACC, log_applied, log_boundary
 from lit_early_phase.callbacks.duration import Duration
+from lit_early_phase.callbacks.running_accuracy import RunningAccuracy
+from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies import Strategy, StrategyName, resolve_strategy
-
-RUNNING_ACC = "enlightenment/running_acc"
-PREFIX = "enlightenment/"
 
 
 class EnlightenmentCallback(Callback):
@@ -109,10 +109,8 @@ class EnlightenmentCallback(Callback):
         super().__init__()
         if not isinstance(strategy, Strategy):
             resolve_strategy(strategy, None)  # validates the name now, before any training
-        if mode not in ("max", "min"):
-            raise ValueError(f"`mode` must be 'max' or 'min', got {mode!r}.")
-        if not (isinstance(threshold, int | float) and not isinstance(threshold, bool) and math.isfinite(threshold)):
-            raise ValueError(f"`threshold` must be a finite number, got {threshold!r}.")
+        check_choice("mode", mode, ("max", "min"), hint="'max' for accuracy-like monitors, 'min' for losses.")
+        check_number("threshold", threshold)
         if (monitor is None or chance_adjusted) and not 0 < threshold < 1:
             raise ValueError(
                 f"`threshold={threshold!r}` is not an accuracy: with the built-in running accuracy (monitor=None) "
@@ -120,11 +118,9 @@ class EnlightenmentCallback(Callback):
             )
         if monitor is not None and (not isinstance(monitor, str) or not monitor):
             raise ValueError(f"`monitor` must be a metric name or None, got {monitor!r}.")
-        for name, value in (("window", window), ("check_every_n_steps", check_every_n_steps)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be an int >= 1, got {value!r}.")
-        if num_classes is not None and (not isinstance(num_classes, int) or num_classes < 2):
-            raise ValueError(f"`num_classes` must be an int >= 2 or None, got {num_classes!r}.")
+        check_int("window", window, minimum=1)
+        check_int("check_every_n_steps", check_every_n_steps, minimum=1)
+        check_int("num_classes", num_classes, minimum=2, allow_none=True)
         self.strategy_arg = strategy
         self.monitor = monitor
         self.threshold = float(threshold)
@@ -146,7 +142,7 @@ class EnlightenmentCallback(Callback):
         self.reason = ""
         self.last_value: float | None = None
         self.num_checks = 0
-        self._window: deque[tuple[Any, Any]] = deque(maxlen=window)
+        self._window = RunningAccuracy(window)
         self._step_at_batch_start = 0
         self._total_steps = math.inf
         self._chance: float | None = None
@@ -315,9 +311,7 @@ class EnlightenmentCallback(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         """Fresh step record, so nothing of the last step is reported as applied again."""
-        from lit_early_phase.modules.knobs import StepRecord
-
-        pl_module.enlightenment_record = StepRecord()
+        self._module(pl_module).begin_enlightenment_step()
         self._step_at_batch_start = trainer.global_step
 
     @override
@@ -325,10 +319,10 @@ class EnlightenmentCallback(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         """Log what was applied; after every ``check_every_n_steps``-th optimizer step, decide."""
-        rec = pl_module.enlightenment_record
+        rec = self._module(pl_module).enlightenment_record
         applied_in_period = self.in_period  # what this step ran under, even if the period ends at it
         if self.in_period and self.monitor is None:
-            self._window.append((rec.correct, rec.total))  # every micro-batch counts
+            self._window.append(rec.correct, rec.total)  # every micro-batch counts
         if not self._warned_nonfinite:
             self._nonfinite = self._nonfinite + rec.nonfinite
         monitor = None
@@ -344,31 +338,12 @@ class EnlightenmentCallback(Callback):
                 if value is not None:  # the check synced with the device already: read the count too
                     self._warn_nonfinite(trainer)
             self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
-        if self._should_log(trainer):
-            self._log_applied(trainer, rec, applied_in_period, monitor)
+        log_applied(trainer, rec, in_period=applied_in_period, monitor=monitor)
 
     @staticmethod
-    def _should_log(trainer: L.Trainer) -> bool:
-        return bool(trainer.loggers) and (trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run))
-
-    def _log_applied(self, trainer: L.Trainer, rec: Any, in_period: bool, monitor: float | None) -> None:
-        """Write straight to the loggers on the steps Lightning writes (as ``LearningRateMonitor`` does).
-
-        ``pl_module.log`` would cost about 1 ms per value per step (Lightning's result bookkeeping), several per
-        cent of a small model's step; this costs nothing on the steps that are not written (the values are not
-        even read there, so a device tensor costs no host sync).
-        """
-        values = {
-            PREFIX + "phase": float(in_period),
-            PREFIX + "alpha": float(rec.alpha),
-            PREFIX + "lambda_mean": float(rec.lambda_mean),  # one host sync, only on logged steps
-            PREFIX + "mixed_fraction": float(rec.mixed_fraction),
-            PREFIX + "removed_fraction": float(rec.removed_fraction),
-        }
-        if monitor is not None:
-            values[PREFIX + "monitor"] = monitor
-        for logger in trainer.loggers:
-            logger.log_metrics(values, step=trainer.fit_loop.epoch_loop._batches_that_stepped)
+    def _module(pl_module: L.LightningModule) -> Enlightenable:
+        """The module as the protocol it implements (``Strategy.check`` refused it in ``setup`` otherwise)."""
+        return pl_module  # type: ignore[return-value]
 
     @override
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -435,22 +410,10 @@ class EnlightenmentCallback(Callback):
             if self.monitor not in trainer.callback_metrics:
                 return None  # produced at epoch or validation end: checked there
             return self._logged_value(trainer, strict=False)
-        if not self._window:
-            return None
-        device = trainer.strategy.root_device
-        # one stack over the window (not one per step): the check is a handful of ops, whatever the window
-        flat = [torch.as_tensor(v, device=device) for pair in self._window for v in pair]
-        counts = torch.stack(flat).view(-1, 2).to(dtype=torch.float64).sum(0)
-        counts = trainer.strategy.reduce(counts, reduce_op="sum")
-        correct, total = float(counts[0]), float(counts[1])
-        if total == 0:
-            raise RuntimeError(
-                "EnlightenmentCallback: the module recorded no predictions for the running accuracy. Call "
-                "`self.classification_step(...)` or `self.record_accuracy(correct, total)` in `training_step`, or "
-                "set `monitor=` to a metric you log (e.g. 'train/acc')."
-            )
-        self.last_value = correct / total
-        return self.last_value
+        value = self._window.compute(trainer.strategy)
+        if value is not None:
+            self.last_value = value
+        return value
 
     def _logged_value(self, trainer: L.Trainer, *, strict: bool) -> float | None:
         assert self.monitor is not None
@@ -482,14 +445,7 @@ class EnlightenmentCallback(Callback):
         self.reason = reason
         self._window.clear()
         self.strategy.exit(pl_module)  # type: ignore[arg-type]
-        for logger in trainer.loggers:
-            logger.log_metrics(
-                {
-                    PREFIX + "boundary_step": float(self.boundary_step),
-                    PREFIX + "boundary_epoch": float(self.boundary_epoch),
-                },
-                step=trainer.global_step,
-            )
+        log_boundary(trainer, step=self.boundary_step, epoch=self.boundary_epoch)
         if self.verbose:
             rank_zero_info(
                 f"Enlightenment period ended at step {self.boundary_step} (epoch {self.boundary_epoch}): "
@@ -514,7 +470,7 @@ class EnlightenmentCallback(Callback):
             "reason": self.reason,
             "last_value": self.last_value,
             "num_checks": self.num_checks,
-            "window": [(int(c), int(t)) for c, t in self._window],
+            "window": self._window.state_dict(),
             "strategy": None if self.strategy is None else self.strategy.state_dict(),
         }
 
@@ -533,8 +489,7 @@ class EnlightenmentCallback(Callback):
         self.reason = state_dict.get("reason", "")
         self.last_value = state_dict.get("last_value")
         self.num_checks = state_dict.get("num_checks", 0)
-        saved_window = state_dict.get("window", [])
-        self._window = deque(((torch.tensor(c), torch.tensor(t)) for c, t in saved_window), maxlen=self.window)
+        self._window.load_state_dict(state_dict.get("window", []))
         saved = state_dict.get("strategy")
         if saved and self.strategy is not None and saved != self.strategy.state_dict():
             warnings.warn(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from lit_early_phase._compat import batches_started
 from lit_early_phase.functional import (
     DropOutput,
     MixMode,
@@ -20,7 +21,34 @@ from lit_early_phase.functional import (
     soft_cross_entropy,
     validate_mix_args,
 )
-from lit_early_phase.modules.knobs import Knobs, StepRecord
+from lit_early_phase.knobs import Knobs, StepRecord
+
+
+@dataclass
+class EnlightenmentState:
+    """All the mixin keeps on a module, in one attribute (``module.enlightenment_state``).
+
+    Attributes:
+        num_classes: ``K`` for soft targets and the chance level (``None``: no classes).
+        base: the configured knobs.
+        knobs: the knobs in force.
+        switch_prob: probability of CutMix rather than Mixup when both α > 0.
+        mix_mode: ``"batch"`` or ``"elem"``.
+        label_smoothing: label smoothing of the soft targets.
+        mix_seed: seed of the mixing draws (``None``: the global seed).
+        record: what the current step applied.
+        mix_calls: mixing calls made outside a Trainer (keys their draws).
+    """
+
+    num_classes: int | None
+    base: Knobs
+    knobs: Knobs
+    switch_prob: float = 0.5
+    mix_mode: MixMode = "batch"
+    label_smoothing: float = 0.0
+    mix_seed: int | None = None
+    record: StepRecord = field(default_factory=StepRecord)
+    mix_calls: int = 0
 
 
 @dataclass(frozen=True)
@@ -47,8 +75,10 @@ class EnlightenmentMixin:
 
     Put it first in the bases, call :meth:`configure_enlightenment` in ``__init__`` and use either the one-call
     :meth:`classification_step` or its parts (:meth:`mix`, :meth:`reduce_losses`, :meth:`record_accuracy`).
-    The :class:`~lit_early_phase.EnlightenmentCallback` turns ``knobs`` through a strategy and reads
-    ``enlightenment_record`` after each step.
+    It implements :class:`~lit_early_phase.knobs.Enlightenable`: the
+    :class:`~lit_early_phase.EnlightenmentCallback` turns ``knobs`` through a strategy and reads
+    ``enlightenment_record`` after each step. Everything it keeps is one :class:`EnlightenmentState` in
+    ``enlightenment_state``.
 
     Mixing happens on the batch's device in the main process. λ comes from a CPU ``torch.Generator`` seeded at
     each step from ``(mix_seed, global rank, epoch, batch index)``: ranks draw different λ, a run is reproducible
@@ -70,9 +100,7 @@ class EnlightenmentMixin:
         (torch.Size([6, 3]), 0.2)
     """
 
-    knobs_base: Knobs
-    knobs: Knobs
-    enlightenment_record: StepRecord
+    enlightenment_state: EnlightenmentState
 
     def configure_enlightenment(
         self,
@@ -122,21 +150,52 @@ class EnlightenmentMixin:
         )
         if num_classes is None and (mixup_alpha > 0 or cutmix_alpha > 0):
             raise ValueError("Mixing needs `num_classes` for its soft targets; set `num_classes` or α = 0.")
-        self.enlightenment_num_classes = num_classes
-        self.knobs_base = Knobs(
+        base = Knobs(
             mixup_alpha=float(mixup_alpha),
             cutmix_alpha=float(cutmix_alpha),
             mix_prob=float(mix_prob),
             drop_fraction=float(drop_fraction),
             drop_count=drop_count,
         )
-        self.knobs = self.knobs_base
-        self.switch_prob = float(switch_prob)
-        self.mix_mode: MixMode = mix_mode
-        self.label_smoothing = float(label_smoothing)
-        self.mix_seed = mix_seed
-        self.enlightenment_record = StepRecord()
-        self._mix_calls = 0
+        self.enlightenment_state = EnlightenmentState(
+            num_classes=num_classes,
+            base=base,
+            knobs=base,
+            switch_prob=float(switch_prob),
+            mix_mode=mix_mode,
+            label_smoothing=float(label_smoothing),
+            mix_seed=mix_seed,
+        )
+
+    # ----------------------------------------------------------------------------------------------------------
+    # the Enlightenable protocol
+    @property
+    def knobs_base(self) -> Knobs:
+        """The configured knobs (in force outside the enlightenment period)."""
+        return self.enlightenment_state.base
+
+    @property
+    def knobs(self) -> Knobs:
+        """The knobs in force now."""
+        return self.enlightenment_state.knobs
+
+    @property
+    def enlightenment_num_classes(self) -> int | None:
+        """Number of classes ``K`` (``None``: a module without classes)."""
+        return self.enlightenment_state.num_classes
+
+    @enlightenment_num_classes.setter
+    def enlightenment_num_classes(self, value: int | None) -> None:
+        self.enlightenment_state.num_classes = value
+
+    @property
+    def enlightenment_record(self) -> StepRecord:
+        """What the current training step applied."""
+        return self.enlightenment_state.record
+
+    def begin_enlightenment_step(self) -> None:
+        """Start a fresh step record (the callback calls it before every training batch)."""
+        self.enlightenment_state.record = StepRecord()
 
     # ----------------------------------------------------------------------------------------------------------
     # knobs
@@ -153,8 +212,9 @@ class EnlightenmentMixin:
             ValueError: for an out-of-range value.
             TypeError: for a name that is not a knob.
         """
-        self.knobs = replace(self.knobs_base, **changes)
-        return self.knobs
+        state = self.enlightenment_state
+        state.knobs = replace(state.base, **changes)
+        return state.knobs
 
     # ----------------------------------------------------------------------------------------------------------
     # randomness
@@ -165,18 +225,14 @@ class EnlightenmentMixin:
         draws then depend only on where training is, so a resumed run replays them, and the module holds no
         generator, which ``ddp_spawn`` could not send to its processes.
         """
-        seed = torch.initial_seed() if self.mix_seed is None else self.mix_seed
+        state = self.enlightenment_state
+        seed = torch.initial_seed() if state.mix_seed is None else state.mix_seed
         trainer = getattr(self, "_trainer", None)
         if trainer is None:  # used outside a Trainer: a reproducible stream of calls
-            self._mix_calls += 1
-            key = [seed % 2**63, self._mix_calls]
+            state.mix_calls += 1
+            key = [seed % 2**63, state.mix_calls]
         else:
-            key = [
-                seed % 2**63,
-                int(trainer.global_rank),
-                int(trainer.current_epoch),
-                int(trainer.fit_loop.epoch_loop.batch_progress.current.ready),
-            ]
+            key = [seed % 2**63, int(trainer.global_rank), int(trainer.current_epoch), batches_started(trainer)]
         # SeedSequence hashes the key into well-spread bits (neighbouring keys give unrelated streams).
         return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
 
@@ -192,23 +248,24 @@ class EnlightenmentMixin:
         Returns:
             The :class:`~lit_early_phase.functional.MixOutput`; its targets are dense even when nothing is mixed.
         """
-        if self.enlightenment_num_classes is None:
+        state = self.enlightenment_state
+        if state.num_classes is None:
             raise RuntimeError("`mix` needs `num_classes`; this module was configured without classes.")
-        k = self.knobs
+        k = state.knobs
         out = mix_batch(
             inputs,
             labels,
-            num_classes=self.enlightenment_num_classes,
+            num_classes=state.num_classes,
             mixup_alpha=k.mixup_alpha,
             cutmix_alpha=k.cutmix_alpha,
             prob=k.mix_prob,
-            switch_prob=self.switch_prob,
-            mode=self.mix_mode,
-            label_smoothing=self.label_smoothing,
+            switch_prob=state.switch_prob,
+            mode=state.mix_mode,
+            label_smoothing=state.label_smoothing,
             generator=self._step_generator() if k.mixes else None,
         )
-        rec = self.enlightenment_record
-        rec.alpha, rec.cutmix_alpha = k.mixup_alpha, k.cutmix_alpha
+        rec = state.record
+        rec.alpha = k.mixup_alpha
         rec.lambda_mean, rec.mixed_fraction = out.lam_mean, out.mixed_fraction
         return out
 

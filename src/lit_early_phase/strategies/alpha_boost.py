@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from lit_early_phase.modules.mixin import EnlightenmentMixin
+from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies.base import Strategy
 
 
@@ -56,13 +56,13 @@ class AlphaBoost(Strategy):
     def check(self, module: Any) -> None:
         """Refuse modules without the mixin or without classes (mixing needs soft targets)."""
         super().check(module)
-        if getattr(module, "enlightenment_num_classes", None) is None:
+        if module.enlightenment_num_classes is None:
             raise ValueError(
                 f"AlphaBoost mixes inputs and soft targets, which needs `num_classes`; {type(module).__name__} has "
                 f"none (e.g. a language model). Use `HighLossRemoval()` instead."
             )
 
-    def enter(self, module: EnlightenmentMixin) -> None:
+    def enter(self, module: Enlightenable) -> None:
         """Boosted α (and optionally CutMix α and probability)."""
         changes: dict[str, float] = {"mixup_alpha": self.alpha}
         if self.cutmix_alpha is not None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from lit_early_phase.modules.mixin import EnlightenmentMixin
+from lit_early_phase.knobs import Enlightenable
 
 
 class Strategy(ABC):
     """Base class of the strategies. A strategy only turns the module's knobs; the module applies them.
 
-    Subclasses implement :meth:`enter` (start of the period) and may override :meth:`check` (refuse a module
-    that cannot serve the strategy, called in ``setup`` before any training) and :meth:`describe` (what is in
-    force, for logs). ``exit`` puts the configured knobs back. A strategy holds no run-time state of its own,
-    so its ``state_dict`` is the arguments it was built with; the callback saves the phase.
+    A strategy talks to the module only through :class:`~lit_early_phase.knobs.Enlightenable`. Subclasses
+    implement :meth:`enter` (start of the period) and may override :meth:`check` (refuse a module that cannot
+    serve the strategy, called in ``setup`` before any training). ``exit`` puts the configured knobs back.
+    A strategy holds no run-time state of its own, so its ``state_dict`` is the arguments it was built with;
+    the callback saves the phase.
     """
 
     name: ClassVar[str] = "strategy"
@@ -26,22 +27,24 @@ class Strategy(ABC):
             module: the LightningModule being fitted.
 
         Raises:
-            TypeError: if the module does not use :class:`~lit_early_phase.modules.EnlightenmentMixin`.
+            TypeError: if the module does not implement :class:`~lit_early_phase.knobs.Enlightenable` (e.g. with
+                :class:`~lit_early_phase.modules.EnlightenmentMixin`).
         """
-        if not isinstance(module, EnlightenmentMixin) or not hasattr(module, "knobs_base"):
+        if not isinstance(module, Enlightenable):
             raise TypeError(
                 f"{type(self).__name__} needs a LightningModule with run-time data knobs, but "
                 f"{type(module).__name__} does not use `EnlightenmentMixin` (or never called "
                 f"`configure_enlightenment`). Use `lit_early_phase.modules.ImageClassifier`, or add "
                 f"`EnlightenmentMixin` to your module's bases, call `self.configure_enlightenment(...)` in "
-                f"`__init__` and `self.classification_step(...)` (or `mix`/`reduce_losses`) in `training_step`."
+                f"`__init__` and `self.classification_step(...)` (or `mix`/`reduce_losses`) in `training_step` - or "
+                f"implement the `lit_early_phase.knobs.Enlightenable` protocol yourself."
             )
 
     @abstractmethod
-    def enter(self, module: EnlightenmentMixin) -> None:
+    def enter(self, module: Enlightenable) -> None:
         """Set the knobs for the enlightenment period."""
 
-    def exit(self, module: EnlightenmentMixin) -> None:
+    def exit(self, module: Enlightenable) -> None:
         """Restore the configured knobs (the period is over)."""
         module.set_knobs()
 

@@ -15,7 +15,7 @@ Method card
 from __future__ import annotations
 
 from lit_early_phase.functional import validate_drop_args
-from lit_early_phase.modules.mixin import EnlightenmentMixin
+from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies.base import Strategy
 
 
@@ -48,6 +48,6 @@ class HighLossRemoval(Strategy):
         self.fraction = float(fraction)
         self.count = count
 
-    def enter(self, module: EnlightenmentMixin) -> None:
+    def enter(self, module: Enlightenable) -> None:
         """Drop fraction / count in force."""
         module.set_knobs(drop_fraction=self.fraction, drop_count=self.count)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lit_early_phase.modules.mixin import EnlightenmentMixin
+from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies.base import Strategy
 
 
@@ -46,6 +46,6 @@ class MixupPause(Strategy):
                 f"module, or use `HighLossRemoval()` (or strategy='auto', which picks it for modules that don't mix)."
             )
 
-    def enter(self, module: EnlightenmentMixin) -> None:
+    def enter(self, module: Enlightenable) -> None:
         """α = 0 for Mixup and CutMix."""
         module.set_knobs(mixup_alpha=0.0, cutmix_alpha=0.0)

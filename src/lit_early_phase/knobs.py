@@ -1,8 +1,14 @@
-"""The run-time knobs a strategy turns, and the record of what a training step actually applied."""
+"""The core that strategies, the callback and modules share: the knobs, the step record and the protocol.
+
+Strategies and :class:`~lit_early_phase.EnlightenmentCallback` import only this file; modules implement
+:class:`Enlightenable` (:class:`~lit_early_phase.modules.EnlightenmentMixin` is the ready implementation). So a
+strategy never loads timm or transformers, and a user's own module can be driven without the mixin.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -15,8 +21,8 @@ class Knobs:
     """Data-distribution settings read by the module at every training step.
 
     A module keeps two of these: ``knobs_base`` (what the user configured) and ``knobs`` (what is in force now).
-    Strategies replace ``knobs`` with ``dataclasses.replace(module.knobs_base, ...)`` when the enlightenment
-    period starts and put ``knobs_base`` back when it ends. Frozen, so every change goes through validation.
+    Strategies call ``module.set_knobs(...)`` (``knobs_base`` with some fields replaced) when the enlightenment
+    period starts and ``module.set_knobs()`` (the base again) when it ends. Frozen, so every change is validated.
 
     Attributes:
         mixup_alpha: Mixup α (0 = no Mixup).
@@ -65,7 +71,6 @@ class StepRecord:
 
     Attributes:
         alpha: Mixup α in force for the step.
-        cutmix_alpha: CutMix α in force for the step.
         lambda_mean: mean λ over the batch (1.0 when nothing was mixed).
         mixed_fraction: fraction of samples mixed.
         removed_fraction: fraction of samples removed from the loss (non-finite losses included).
@@ -75,10 +80,56 @@ class StepRecord:
     """
 
     alpha: float = 0.0
-    cutmix_alpha: float = 0.0
     lambda_mean: Tensor = field(default_factory=lambda: torch.ones(()))
     mixed_fraction: Tensor = field(default_factory=_zero)
     removed_fraction: Tensor = field(default_factory=_zero)
     nonfinite: Tensor = field(default_factory=_zero)
     correct: Tensor = field(default_factory=_zero)
     total: Tensor = field(default_factory=_zero)
+
+
+@runtime_checkable
+class Enlightenable(Protocol):
+    """What a LightningModule offers to be driven by a strategy and the callback.
+
+    The strategy reads ``knobs_base`` and puts knobs in force with ``set_knobs``; the callback calls
+    ``begin_enlightenment_step`` before every training batch and reads ``enlightenment_record`` after it, and
+    reads ``enlightenment_num_classes`` for the chance level. The module applies ``knobs`` in its
+    ``training_step``. :class:`~lit_early_phase.modules.EnlightenmentMixin` implements all of it; ``isinstance``
+    checks that the members exist (for the mixin: that ``configure_enlightenment`` was called).
+
+    Example:
+        >>> from lit_early_phase.modules import ImageClassifier
+        >>> isinstance(ImageClassifier("test_resnet", num_classes=10, in_chans=1), Enlightenable)
+        True
+        >>> isinstance(object(), Enlightenable)
+        False
+    """
+
+    @property
+    def knobs_base(self) -> Knobs:
+        """The knobs the user configured (in force outside the period)."""
+        ...
+
+    @property
+    def knobs(self) -> Knobs:
+        """The knobs in force now."""
+        ...
+
+    @property
+    def enlightenment_num_classes(self) -> int | None:
+        """Number of classes ``K`` (``None`` for modules without classes, e.g. language models)."""
+        ...
+
+    @property
+    def enlightenment_record(self) -> StepRecord:
+        """What the current training step applied (filled during ``training_step``)."""
+        ...
+
+    def set_knobs(self, **changes: Any) -> Knobs:
+        """Put ``knobs_base`` with ``changes`` in force; no change restores the base."""
+        ...
+
+    def begin_enlightenment_step(self) -> None:
+        """Start a fresh :class:`StepRecord`, so nothing of the last step is reported as applied again."""
+        ...
