@@ -15,6 +15,8 @@ _UNITS = {
     "st": "st",
     "step": "st",
     "steps": "st",
+    # Composer's spelling: there a batch is one optimizer step (micro-batches live inside it). Under Lightning's
+    # accumulate_grad_batches=N one optimizer step is N loader batches; these aliases count optimizer steps.
     "ba": "st",
     "batch": "st",
     "batches": "st",
