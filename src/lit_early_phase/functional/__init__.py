@@ -1,19 +1,23 @@
-"""Pure tensor code: mixing, soft targets, per-sample losses, high-loss removal. No Lightning imports."""
+"""Pure tensor code: mixing, soft targets, per-sample losses, high-loss removal. No Lightning imports.
+
+``mix_params`` samples the mixing parameters, ``mixing`` applies them, ``targets`` builds the soft targets,
+``losses`` and ``tokens`` compute per-sample losses, ``removal`` keeps the lowest-loss samples.
+"""
 
 from lit_early_phase.functional.losses import count_correct, soft_cross_entropy
-from lit_early_phase.functional.mixing import (
+from lit_early_phase.functional.mix_params import (
     MIX_MODES,
+    BatchMixParams,
+    ElemMixParams,
     MixMode,
-    MixOutput,
     MixParams,
-    apply_mix,
-    mix_batch,
     sample_beta,
     sample_mix_params,
-    smooth_one_hot,
     validate_mix_args,
 )
+from lit_early_phase.functional.mixing import MixOutput, apply_mix, mix_batch
 from lit_early_phase.functional.removal import DropOutput, drop_highest, num_to_remove, validate_drop_args
+from lit_early_phase.functional.targets import smooth_one_hot
 from lit_early_phase.functional.tokens import (
     IGNORE_INDEX,
     SequenceLosses,
@@ -25,7 +29,9 @@ from lit_early_phase.functional.tokens import (
 __all__ = [
     "IGNORE_INDEX",
     "MIX_MODES",
+    "BatchMixParams",
     "DropOutput",
+    "ElemMixParams",
     "MixMode",
     "MixOutput",
     "MixParams",
