@@ -132,10 +132,9 @@ def test_empty_responses_in_a_file_name_their_lines(tokenizer, tmp_path):
 
 @pytest.mark.parametrize("argument", ["data", "val_data", "test_data", "predict_data"])
 def test_missing_files_fail_in_the_constructor(tmp_path, argument, monkeypatch):
-    from lit_early_phase.modules import causal_lm
-
-    # nothing is loaded: no tokenizer, no model (both would take seconds) before the error
-    monkeypatch.setattr(causal_lm, "load_tokenizer", lambda *a, **k: pytest.fail("tokenizer loaded"))
+    # nothing is loaded: no tokenizer, no model (both would take seconds) before the error; the data module loads
+    # its tokenizer through the name it imports from lit_early_phase.hf
+    monkeypatch.setattr(ins, "load_tokenizer", lambda *a, **k: pytest.fail("tokenizer loaded"))
     present = tmp_path / "present.jsonl"
     present.write_text(json.dumps({"prompt": "a", "response": "b"}))
     kwargs = {"data": str(present), argument: str(tmp_path / "nowhere.jsonl")}
@@ -164,7 +163,7 @@ def test_jsonl_reading_and_errors(tmp_path):
 
 
 def test_missing_chatterbot_package_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(ins.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps chatterbot-corpus"):
         load_chatterbot()
 
