@@ -11,7 +11,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from lit_early_phase.datamodules.loaders import SampleKey, SplitLoadersMixin, check_batch_size, check_seed
+from lit_early_phase._validation import check_int
+from lit_early_phase.datamodules.loaders import (
+    SampleKey,
+    SplitLoadersMixin,
+    check_batch_size,
+    check_loader_args,
+    check_val_size,
+)
 
 
 class ImageTensorDataset(Dataset):
@@ -93,7 +100,7 @@ class InMemoryImageDataModule(SplitLoadersMixin, L.LightningDataModule):
         train_subset: keep only this many training images (after the validation split), e.g. for quick runs.
         augment: random crop (padding 2) + horizontal flip on training images.
         num_workers: DataLoader workers.
-        persistent_workers: keep workers alive across epochs (when ``num_workers > 0``).
+        persistent_workers: keep workers alive across epochs; ``None`` (default): whenever ``num_workers > 0``.
         pin_memory: pin host memory for faster transfer to an accelerator.
         split_seed: seed of the validation split and of the subset.
         seed: seed of the training order and augmentation; ``None`` takes ``seed_everything``'s (else 0).
@@ -114,26 +121,25 @@ class InMemoryImageDataModule(SplitLoadersMixin, L.LightningDataModule):
         train_subset: int | None = None,
         augment: bool = True,
         num_workers: int = 0,
-        persistent_workers: bool = False,
+        persistent_workers: bool | None = None,
         pin_memory: bool = False,
         split_seed: int = 0,
         seed: int | None = None,
     ) -> None:
         super().__init__()
         check_batch_size(batch_size, typical="32-256 for images")
-        if not ((isinstance(val_size, int) and val_size >= 0) or (isinstance(val_size, float) and 0 <= val_size < 1)):
-            raise ValueError(f"`val_size` must be an int >= 0 or a fraction in [0, 1), got {val_size!r}.")
-        if train_subset is not None and (not isinstance(train_subset, int) or train_subset < 1):
-            raise ValueError(f"`train_subset` must be an int >= 1 or None, got {train_subset!r}.")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"`num_workers` must be an int >= 0, got {num_workers!r}.")
-        check_seed(seed)
+        check_val_size(val_size, unit="training images")
+        check_int("train_subset", train_subset, minimum=1, allow_none=True)
+        check_int("split_seed", split_seed)
+        check_loader_args(
+            num_workers=num_workers, persistent_workers=persistent_workers, pin_memory=pin_memory, seed=seed
+        )
         self.batch_size = batch_size
         self.val_size = val_size
         self.train_subset = train_subset
         self.augment = augment
         self.num_workers = num_workers
-        self.persistent_workers = persistent_workers and num_workers > 0
+        self.persistent_workers = persistent_workers  # resolved by SplitLoadersMixin.keep_workers
         self.pin_memory = pin_memory
         self.split_seed = split_seed
         self.seed = seed

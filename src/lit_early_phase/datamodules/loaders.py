@@ -30,6 +30,8 @@ from torch.utils.data import DataLoader, Dataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
 
+from lit_early_phase._validation import check_choice, check_int
+
 
 class SampleKey(NamedTuple):
     """What a :class:`ResumableSampler` with ``keys=True`` yields: the index and what to seed its randomness from.
@@ -175,16 +177,17 @@ class ResumableLoader(StatefulDataLoader):
 class SplitLoadersMixin:
     """``train/val/test_dataloader`` over ``train_set``/``val_set``/``test_set`` with the module's loader settings.
 
-    The DataModule sets ``batch_size``, ``num_workers``, ``persistent_workers``, ``pin_memory``, ``seed`` (``None``:
-    :func:`default_seed`) and the three sets (``val_set`` may be ``None``: no validation); it may set
-    ``collate_fn`` and ``sample_keys`` (its training set takes :class:`SampleKey`). The training loader is a
+    The DataModule sets ``batch_size``, ``num_workers``, ``pin_memory``, ``seed`` (``None``: :func:`default_seed`)
+    and the three sets (``val_set`` may be ``None``: no validation); it may set ``persistent_workers`` (``None``,
+    the default: keep the workers whenever there are some, see :meth:`keep_workers`), ``collate_fn`` and
+    ``sample_keys`` (its training set takes :class:`SampleKey`). The training loader is a
     ``StatefulDataLoader`` over a :class:`ResumableSampler` (see the module docstring); its position is also kept
     in the DataModule's ``state_dict``.
     """
 
     batch_size: int
     num_workers: int
-    persistent_workers: bool
+    persistent_workers: bool | None = None
     pin_memory: bool
     seed: int | None
     train_set: Dataset | None
@@ -207,6 +210,15 @@ class SplitLoadersMixin:
         trainer = getattr(self, "trainer", None)
         return float("inf") if trainer is None else float(trainer.num_training_batches)
 
+    def keep_workers(self) -> bool:
+        """The one ``persistent_workers`` rule of every loader: as given, else whenever ``num_workers > 0``.
+
+        Never with ``num_workers=0`` (there is nothing to keep; ``DataLoader`` would refuse it).
+        """
+        if self.num_workers == 0:
+            return False
+        return True if self.persistent_workers is None else bool(self.persistent_workers)
+
     def _loader(self, dataset: Dataset | None, *, shuffle: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("No data for this stage: call `setup()` first.")
@@ -215,7 +227,7 @@ class SplitLoadersMixin:
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
-            persistent_workers=self.persistent_workers,
+            persistent_workers=self.keep_workers(),
             pin_memory=self.pin_memory,
             collate_fn=self.collate_fn,
             generator=torch.Generator().manual_seed(0),
@@ -247,7 +259,7 @@ class SplitLoadersMixin:
             # a last batch of exactly one sample is dropped; any other last batch is kept
             drop_last=per_rank % self.batch_size == 1,
             num_workers=self.num_workers,
-            persistent_workers=self.persistent_workers,
+            persistent_workers=self.keep_workers(),
             pin_memory=self.pin_memory,
             collate_fn=self.collate_fn,
             epoch_length=self._epoch_length,
@@ -296,6 +308,7 @@ def check_batch_size(batch_size: Any, *, typical: str) -> None:
     Raises:
         ValueError: naming the value and what to use.
     """
+    # by hand: its message ("..., got 1: training batches ...") predates check_int's format and is matched on
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
         raise ValueError(
             f"`batch_size` must be an int >= 2, got {batch_size!r}: training batches of one sample cannot be "
@@ -309,5 +322,51 @@ def check_seed(seed: Any) -> None:
     Raises:
         ValueError: naming the value.
     """
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError(f"`seed` must be an int or None, got {seed!r}.")
+    check_int("seed", seed, allow_none=True)
+
+
+def check_loader_args(*, num_workers: Any, persistent_workers: Any, pin_memory: Any, seed: Any) -> None:
+    """The loader arguments every DataModule of this package takes, checked the same way.
+
+    Args:
+        num_workers: DataLoader workers, an int >= 0.
+        persistent_workers: ``None`` (keep the workers whenever there are some) or a bool.
+        pin_memory: a bool.
+        seed: an int or ``None``.
+
+    Raises:
+        ValueError: naming the bad argument.
+
+    Example:
+        >>> check_loader_args(num_workers=0, persistent_workers=None, pin_memory=False, seed=None)
+        >>> check_loader_args(num_workers=-1, persistent_workers=None, pin_memory=False, seed=None)
+        Traceback (most recent call last):
+        ...
+        ValueError: `num_workers` must be an int >= 0, got -1.
+    """
+    check_int("num_workers", num_workers, minimum=0)
+    check_choice("persistent_workers", persistent_workers, (None, True, False), hint="None: whenever num_workers > 0.")
+    check_choice("pin_memory", pin_memory, (True, False))
+    check_seed(seed)
+
+
+def check_val_size(val_size: Any, *, unit: str) -> None:
+    """Refuse a validation size that is neither a share in ``[0, 1)`` nor an int count ``>= 0`` (``bool`` neither).
+
+    Written by hand: a share *or* a count is one rule that ``check_int``/``check_number`` do not express.
+
+    Args:
+        val_size: the value given.
+        unit: what is counted, for the message (``"training images"``).
+
+    Raises:
+        ValueError: naming the value and what to use.
+    """
+    ok = not isinstance(val_size, bool) and (
+        (isinstance(val_size, int) and val_size >= 0) or (isinstance(val_size, float) and 0 <= val_size < 1)
+    )
+    if not ok:
+        raise ValueError(
+            f"`val_size` must be a share in [0, 1) or an int count >= 0 of {unit}, got {val_size!r}. Use e.g. "
+            f"0.2, or 0 for no validation split."
+        )

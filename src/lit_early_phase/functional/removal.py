@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lit_early_phase._validation import check_int, check_number
+
 
 @dataclass(frozen=True)
 class DropOutput:
@@ -47,15 +49,14 @@ def validate_drop_args(fraction: float, count: int | None) -> None:
         >>> validate_drop_args(1.0, None)
         Traceback (most recent call last):
         ...
-        ValueError: `drop_fraction` must be in [0, 1) (the share of each batch removed), got 1.0. ...
+        ValueError: `drop_fraction` must be a number in [0, 1), got 1.0. It is the share of each batch removed: ...
     """
-    if not (isinstance(fraction, int | float) and 0.0 <= fraction < 1.0):
-        raise ValueError(
-            f"`drop_fraction` must be in [0, 1) (the share of each batch removed), got {fraction!r}. "
-            f"Use a small value such as 0.05-0.1, or `drop_count` for an exact number."
-        )
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 0):
-        raise ValueError(f"`drop_count` must be an int >= 0 or None, got {count!r}.")
+    check_number(
+        "drop_fraction", fraction, low=0, high=1, high_open=True,
+        hint="It is the share of each batch removed: use a small value such as 0.05-0.1, or `drop_count` for an "
+        "exact number.",
+    )  # fmt: skip
+    check_int("drop_count", count, minimum=0, allow_none=True)
 
 
 def num_to_remove(batch_size: int, *, fraction: float = 0.0, count: int | None = None) -> int:
