@@ -17,6 +17,7 @@ from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, tokenizer_fixture, tra
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules.instructions import InstructionDataModule
 from lit_early_phase.functional.tokens import IGNORE_INDEX
+from lit_early_phase.hf import warmup_cosine_schedule
 from lit_early_phase.modules import causal_lm
 from lit_early_phase.modules.causal_lm import CausalLMFineTune, load_finetuned
 
@@ -457,3 +458,73 @@ def test_recipe_runs_with_the_cli(tmp_path):
     )
     assert cli.trainer.global_step == 2
     assert (tmp_path / "final" / "adapter_config.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# issue 12: the optimizer and schedule are factories (as for ImageClassifier); the default is transformers' schedule
+def hand_written_factor(step, warmup, total, min_ratio):
+    """The warm-up + cosine factor of the schedule this package wrote by hand before issue 12."""
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize(("warmup", "total", "min_ratio"), [(2, 10, 0.1), (0, 7, 0.0), (3, 4, 0.5), (1, 1, 0.1)])
+def test_default_schedule_has_the_hand_written_values(warmup, total, min_ratio):
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = warmup_cosine_schedule(opt, warmup=warmup, total_steps=total, min_lr_ratio=min_ratio)
+    got = [float(sched.lr_lambdas[0](s)) for s in range(total + 1)]
+    assert got == pytest.approx([hand_written_factor(s, warmup, total, min_ratio) for s in range(total + 1)], abs=1e-12)
+    if (warmup, total, min_ratio) == (2, 10, 0.1):  # and by hand: 1/3, 2/3, the peak, the cosine, the floor
+        expected = {0: 1 / 3, 1: 2 / 3, 2: 1.0, 4: 0.1 + 0.9 * 0.5 * (1 + math.sqrt(0.5)), 6: 0.55, 10: 0.1}
+        assert {s: got[s] for s in expected} == pytest.approx(expected, abs=1e-12)
+
+
+def test_default_optimizer_and_schedule_through_fit(tokenizer, tmp_path):
+    lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lr=1e-3, weight_decay=0.01, warmup=0.25)
+    dm = InstructionDataModule(RECORDS[:8], tokenizer=tokenizer, batch_size=4, max_length=48, val_fraction=0.0)
+    kw = trainer_kwargs(tmp_path, max_steps=8, logger=CSVLogger(tmp_path), log_every_n_steps=1)
+    trainer = L.Trainer(**kw)
+    trainer.fit(lm, dm)
+    (optimizer,) = trainer.optimizers
+    assert type(optimizer) is torch.optim.AdamW
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]  # none on biases and norms
+    assert all(g["initial_lr"] == 1e-3 and g["betas"] == (0.9, 0.999) for g in optimizer.param_groups)
+    assert all(p.dim() < 2 for p in optimizer.param_groups[1]["params"]) and optimizer.param_groups[1]["params"]
+    lrs = column(read_metrics(tmp_path), "train/lr")
+    # warmup=0.25 of 8 steps = 2 steps, then the cosine to lr * 0.1 (min_lr_ratio's default)
+    assert [lrs[s] for s in sorted(lrs)] == pytest.approx([1e-3 * hand_written_factor(s, 2, 8, 0.1) for s in range(8)])
+    assert lm.hparams.optimizer is None and lm.hparams.lr_scheduler is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"optimizer": torch.optim.SGD, "lr": 1e-3}, r"lr=0\.001 configures the default AdamW.*`optimizer=` was given"),
+        (
+            {"optimizer": torch.optim.SGD, "betas": (0.8, 0.9), "weight_decay": 0.1},
+            r"weight_decay=0\.1, betas=\(0\.8, 0\.9\) configure the default AdamW",
+        ),
+        (
+            {"lr_scheduler": torch.optim.lr_scheduler.ConstantLR, "warmup": 0},
+            r"warmup=0 configures the default warm-up",
+        ),
+        ({"optimizer": {"class_path": "torch.optim.Adamw"}}, r"Did you mean \['torch\.optim\.AdamW', "),
+        ({"betas": (0.9, 1.0)}, r"betas\[1\]=1\.0"),
+        ({"warmup": True}, r"warmup=True.*an int >= 0"),
+    ],
+)
+def test_optimizer_argument_errors(tokenizer, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, **kwargs)
+
+
+def test_missing_optional_package_says_what_to_install(tokenizer, monkeypatch):
+    from lightning_utilities.core.imports import RequirementCache
+
+    from lit_early_phase.hf import imports
+
+    monkeypatch.setitem(imports.REQUIREMENTS, "peft", RequirementCache("peft>=999"))
+    with pytest.raises(ModuleNotFoundError, match=r"needs `peft`: `pip install 'lit-early-phase\[llm\]'`.*peft>=999"):
+        CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4)

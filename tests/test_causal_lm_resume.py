@@ -219,3 +219,57 @@ def test_cli_fit_resume_and_predict(tokenizer, tmp_path):
     assert len(rows) == 2  # the validation split (20 % of 10) serves as test, and its prompts are answered
     assert all(set(r) == {"prompt", "response", "reference"} and isinstance(r["response"], str) for r in rows)
     assert {r["prompt"] for r in rows} <= {r["prompt"] for r in RECORDS[:10]}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# issue 12: optimizer / lr_scheduler factories are stored as class-path dicts and rebuilt from a weights_only load
+def test_optimizer_and_scheduler_factories_round_trip_through_a_weights_only_checkpoint(tokenizer, tmp_path):
+    import functools
+
+    def module(**kw):
+        return CausalLMFineTune(
+            tiny_llama(),
+            tokenizer=tokenizer,
+            lora_r=4,
+            optimizer=functools.partial(torch.optim.SGD, lr=0.05, momentum=0.9),
+            lr_scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+            **kw,
+        )
+
+    lm = module()
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    trainer = L.Trainer(callbacks=[ckpt], **trainer_kwargs(tmp_path, max_steps=2, enable_checkpointing=True))
+    trainer.fit(lm, dm_for(tokenizer))
+    (optimizer,) = trainer.optimizers
+    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["momentum"] == 0.9
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.5**2)  # StepLR, stepped per optimizer step
+    (path,) = sorted((tmp_path / "ckpt").glob("*.ckpt"))
+    hp = torch.load(path, weights_only=True)["hyper_parameters"]
+    assert_plain(hp)
+    assert hp["optimizer"] == {"class_path": "torch.optim.SGD", "init_args": {"lr": 0.05, "momentum": 0.9}}
+    assert hp["lr_scheduler"] == {
+        "class_path": "torch.optim.lr_scheduler.StepLR",
+        "init_args": {"step_size": 1, "gamma": 0.5},
+    }
+
+    loaded = CausalLMFineTune.load_from_checkpoint(path, model=tiny_llama(), tokenizer=tokenizer)
+    rebuilt = loaded.optimizer_factory([torch.zeros(1, requires_grad=True)])
+    assert type(rebuilt) is torch.optim.SGD and rebuilt.defaults["lr"] == 0.05 and rebuilt.defaults["momentum"] == 0.9
+    resumed = L.Trainer(**trainer_kwargs(tmp_path, max_steps=3))
+    resumed.fit(module(), dm_for(tokenizer), ckpt_path=path, weights_only=True)
+    assert resumed.global_step == 3
+    assert resumed.optimizers[0].param_groups[0]["lr"] == pytest.approx(0.05 * 0.5**3)
+
+
+def test_a_lambda_optimizer_is_named_in_the_checkpoint_and_asked_for_again(tokenizer, tmp_path):
+    lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, optimizer=lambda params: torch.optim.SGD(params, lr=0.1))
+    trainer = L.Trainer(**trainer_kwargs(tmp_path, max_steps=1))
+    trainer.fit(lm, dm_for(tokenizer))
+    trainer.save_checkpoint(tmp_path / "lambda.ckpt")
+    hp = torch.load(tmp_path / "lambda.ckpt", weights_only=True)["hyper_parameters"]
+    assert hp["optimizer"]["class_path"] is None and "<lambda>" in hp["optimizer"]["description"]
+    loaded = CausalLMFineTune.load_from_checkpoint(tmp_path / "lambda.ckpt", model=tiny_llama(), tokenizer=tokenizer)
+    with pytest.raises(
+        RuntimeError, match=r"This CausalLMFineTune was restored.*load_from_checkpoint\(path, optimizer="
+    ):
+        L.Trainer(**trainer_kwargs(tmp_path, max_steps=2)).fit(loaded, dm_for(tokenizer))

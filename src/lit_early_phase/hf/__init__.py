@@ -5,6 +5,7 @@ Below both :mod:`lit_early_phase.modules` (``CausalLMFineTune``) and :mod:`lit_e
 first use (:func:`require`), so importing this package costs torch only.
 """
 
+from lit_early_phase.hf.checkpoints import FineTuneSavingMixin
 from lit_early_phase.hf.generation import greedy_answers, greedy_reply
 from lit_early_phase.hf.imports import require
 from lit_early_phase.hf.loading import (
@@ -17,7 +18,7 @@ from lit_early_phase.hf.loading import (
     plain_model,
     save_finetuned,
 )
-from lit_early_phase.hf.lora import DEFAULT_LORA_TARGETS, AdapterCheckpointMixin, add_lora, check_adapter_keys
+from lit_early_phase.hf.lora import DEFAULT_LORA_TARGETS, add_lora, check_adapter_keys
 from lit_early_phase.hf.optim import (
     DEFAULT_BETAS,
     DEFAULT_LR,
@@ -52,8 +53,8 @@ __all__ = [
     "SMOLLM2",
     "SMOLLM2_GGUF",
     "SMOLLM2_PACKAGE",
-    "AdapterCheckpointMixin",
     "Dtype",
+    "FineTuneSavingMixin",
     "ModelSource",
     "add_lora",
     "check_adapter_keys",

@@ -15,18 +15,15 @@ and the other old paths keep working, as does ``lit_early_phase.modules.causal_l
 
 from __future__ import annotations
 
-import copy
 import importlib
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.strategies import FSDPStrategy
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 from torchmetrics.aggregation import MeanMetric
 
@@ -46,8 +43,8 @@ from lit_early_phase.hf import (
     SMOLLM2,
     SMOLLM2_GGUF,
     SMOLLM2_PACKAGE,
-    AdapterCheckpointMixin,
     Dtype,
+    FineTuneSavingMixin,
     ModelSource,
     add_lora,
     check_argument,
@@ -61,7 +58,6 @@ from lit_early_phase.hf import (
     plain_model,
     resolve_model_source,
     resolve_optimizer_factory,
-    save_finetuned,
     slow_bf16_warning,
     smollm2_gguf,
     warmup_cosine_schedule,
@@ -112,7 +108,7 @@ class LMStep:
     total: Tensor
 
 
-class CausalLMFineTune(AdapterCheckpointMixin, EnlightenmentMixin, L.LightningModule):
+class CausalLMFineTune(FineTuneSavingMixin, EnlightenmentMixin, L.LightningModule):
     """Fine-tune a causal LM on prompt/response data, ready for ``EnlightenmentCallback``.
 
     Batches are dicts with ``input_ids``, ``attention_mask`` and ``labels`` (``-100`` on prompt and padding),
@@ -425,20 +421,7 @@ class CausalLMFineTune(AdapterCheckpointMixin, EnlightenmentMixin, L.LightningMo
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # ------------------------------------------------------------------------------------------------------
-    # fit start: modes, precision, strategy
-    def setup(self, stage: str) -> None:
-        """Refuse, before any step, what cannot be saved under the strategy in use.
-
-        Raises:
-            ValueError: for ``merge_lora=True`` with a ``save_dir`` under FSDP (merging needs the whole model in
-                one process).
-        """
-        if stage == "fit" and self.save_dir and self.merge_lora and isinstance(self.trainer.strategy, FSDPStrategy):
-            raise ValueError(
-                "`merge_lora=True` cannot merge a model sharded by FSDP. Save the adapter (`merge_lora=False`) and "
-                "merge it afterwards: `load_finetuned(save_dir)[0].merge_and_unload().save_pretrained(...)`."
-            )
-
+    # fit start: modes, precision (saving and checkpoints: FineTuneSavingMixin)
     def on_fit_start(self) -> None:
         """Put the model in train mode (validation switches to eval and back) and warn about slow CPU bf16.
 
@@ -455,61 +438,6 @@ class CausalLMFineTune(AdapterCheckpointMixin, EnlightenmentMixin, L.LightningMo
         message = slow_bf16_warning(str(self.trainer.precision), bf16_weights=bf16_weights)
         if message is not None:
             rank_zero_warn(message)
-
-    # ------------------------------------------------------------------------------------------------------
-    # saving (adapter-only checkpoints: AdapterCheckpointMixin)
-    def on_train_end(self) -> None:
-        """Save to ``save_dir`` if one was given (not in ``fast_dev_run``, like Lightning's checkpoints).
-
-        Under FSDP every rank takes part in gathering the full weights; rank zero writes them.
-        """
-        if self.save_dir and not self.trainer.fast_dev_run:
-            state = None
-            if isinstance(self.trainer.strategy, FSDPStrategy):
-                full = self.trainer.strategy.lightning_module_state_dict()  # a collective: every rank calls it
-                state = {k.removeprefix("model."): v for k, v in full.items() if k.startswith("model.")}
-            self._save_rank_zero(self.save_dir, state)
-
-    @rank_zero_only
-    def _save_rank_zero(self, directory: str, state_dict: dict[str, Tensor] | None = None) -> None:
-        path = self.save_pretrained(directory, merge_lora=self.merge_lora, state_dict=state_dict)
-        rank_zero_info(f"CausalLMFineTune: saved the fine-tuned model to {path}")
-
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike,
-        *,
-        merge_lora: bool = False,
-        state_dict: dict[str, Tensor] | None = None,
-    ) -> Path:
-        """Save the model (full, LoRA adapter, or LoRA merged) and tokenizer where transformers reloads them.
-
-        A full or merged model reloads with ``AutoModelForCausalLM.from_pretrained(directory)``; an adapter
-        with ``peft.PeftModel.from_pretrained(base, directory)``. :func:`load_finetuned` does either, finding
-        the base of an adapter from ``lit_early_phase.json`` (:func:`~lit_early_phase.hf.save_finetuned` writes it).
-
-        Args:
-            directory: where to write (created if needed).
-            merge_lora: with LoRA, save the merged full model instead of the adapter.
-            state_dict: the model's full state (keys as in ``self.model.state_dict()``) when the module's own
-                tensors are shards (FSDP); ``None`` reads them from the model.
-
-        Returns:
-            The directory.
-
-        Raises:
-            ValueError: for ``merge_lora=True`` together with ``state_dict``.
-        """
-        model, kind = self.model, "full"
-        if self.lora:
-            kind = "lora"
-            if merge_lora:
-                if state_dict is not None:
-                    raise ValueError("`merge_lora=True` needs the whole model in this process, not a `state_dict`.")
-                model, kind = copy.deepcopy(model).merge_and_unload(), "merged"
-        return save_finetuned(
-            model, self.tokenizer, directory, kind=kind, base_model=self.base_model_spec, state_dict=state_dict
-        )
 
     @torch.no_grad()
     def generate_text(self, prompt: str, *, max_new_tokens: int = 32) -> str:
