@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lit_early_phase._validation import check_int
+
 
 def masked_global_avg_pool(h: Tensor, mask: Tensor | None) -> Tensor:
     """Average ``(B, C, L)`` features over time, counting only the valid time points.
@@ -55,16 +57,11 @@ def masked_global_avg_pool(h: Tensor, mask: Tensor | None) -> Tensor:
 
 
 def _check_positive_ints(name: str, values: Sequence[int]) -> tuple[int, ...]:
+    # by hand: a sequence rule, which _validation's scalar checks do not express
     values = tuple(values)
     if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values):
         raise ValueError(f"`{name}` must be a non-empty sequence of ints >= 1, got {values!r}.")
     return values
-
-
-def _check_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
-    return value
 
 
 class SeriesBackbone(nn.Module):
@@ -83,8 +80,8 @@ class SeriesBackbone(nn.Module):
 
     def __init__(self, *, num_classes: int, in_chans: int) -> None:
         super().__init__()
-        self.num_classes = _check_int("num_classes", num_classes)
-        self.in_chans = _check_int("in_chans", in_chans)
+        self.num_classes = check_int("num_classes", num_classes, minimum=1)
+        self.in_chans = check_int("in_chans", in_chans, minimum=1)
         self.blocks = nn.ModuleList()
         self.num_features = 0
         self.head: nn.Module = nn.Identity()
@@ -403,10 +400,10 @@ class InceptionTime(SeriesBackbone):
         residual_every: int = 3,
     ) -> None:
         super().__init__(num_classes=num_classes, in_chans=in_chans)
-        _check_int("nb_filters", nb_filters)
-        _check_int("depth", depth)
-        _check_int("bottleneck", bottleneck, minimum=0)
-        _check_int("residual_every", residual_every, minimum=0)
+        check_int("nb_filters", nb_filters, minimum=1)
+        check_int("depth", depth, minimum=1)
+        check_int("bottleneck", bottleneck, minimum=0)
+        check_int("residual_every", residual_every, minimum=0)
         kernel_sizes = _check_positive_ints("kernel_sizes", kernel_sizes)
         if residual_every and depth % residual_every:
             raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import inspect
 import sys
 from pathlib import Path
@@ -13,19 +14,24 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities.rank_zero import rank_zero_warn
+from lightning_utilities.core.imports import RequirementCache
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
+from lit_early_phase._validation import check_choice
 from lit_early_phase.functional import MixMode
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 
+#: timm as the ``vision`` extra of ``pyproject.toml`` asks for it (the series backbones do not need it).
+TIMM = RequirementCache("timm>=1.0")
+
 
 def _require_timm() -> Any:
-    try:
-        import timm
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("ImageClassifier needs timm: `pip install 'lit-early-phase[vision]'`.") from err
-    return timm
+    if not TIMM:  # pragma: no cover - depends on the environment
+        raise ModuleNotFoundError(
+            f"ImageClassifier needs timm for image backbones: `pip install 'lit-early-phase[vision]'`. {TIMM.message}."
+        )
+    return importlib.import_module("timm")
 
 
 def create_backbone(
@@ -90,8 +96,7 @@ def create_backbone(
             f"`backbone={backbone!r}` is neither a series backbone ({list(SERIES_BACKBONES)}) nor a timm "
             f"model name.{hint} List timm's with `timm.list_models('*pattern*')`."
         )
-    if pretrained_key_map not in ("name", "position"):
-        raise ValueError(f"`pretrained_key_map` must be 'name' or 'position', got {pretrained_key_map!r}.")
+    check_choice("pretrained_key_map", pretrained_key_map, ("name", "position"))
     if pretrained_file is None:
         return timm.create_model(backbone, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
     path = Path(pretrained_file).expanduser()
@@ -382,8 +387,7 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
             drop_fraction=drop_fraction,
             mix_seed=mix_seed,
         )
-        if lr_interval not in ("epoch", "step"):
-            raise ValueError(f"`lr_interval` must be 'epoch' or 'step', got {lr_interval!r}.")
+        check_choice("lr_interval", lr_interval, ("epoch", "step"), hint="When the scheduler steps.")
         self.num_classes = num_classes
         if isinstance(backbone, nn.Module):
             self.model = backbone
