@@ -1,0 +1,100 @@
+"""The layers' import rules (docs/architecture.md), read from the source so that a new import breaks a test.
+
+callbacks -> strategies -> core (knobs.py) <- modules <- functional; datamodules import no module; functional
+imports no Lightning; nothing under src/ grows past ~500 lines.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "lit_early_phase"
+MAX_LINES = 500
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports included)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _files(layer: str) -> list[Path]:
+    target = PACKAGE / layer
+    return sorted(target.rglob("*.py")) if target.is_dir() else [target]
+
+
+def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
+    found = []
+    for path in _files(layer):
+        for name in sorted(_imports(path)):
+            if any(name == f or name.startswith(f + ".") for f in forbidden):
+                found.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("layer", "forbidden"),
+    [
+        ("functional", ("lightning", "pytorch_lightning", "lit_early_phase.modules", "lit_early_phase.callbacks",
+                        "lit_early_phase.strategies", "lit_early_phase.datamodules", "lit_early_phase.knobs")),
+        ("knobs.py", ("lightning", "lit_early_phase.modules", "lit_early_phase.callbacks",
+                      "lit_early_phase.strategies", "lit_early_phase.datamodules")),
+        ("strategies", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.datamodules")),
+        ("callbacks", ("lit_early_phase.modules", "lit_early_phase.datamodules")),
+        ("datamodules", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.strategies")),
+    ],
+)  # fmt: skip
+def test_imports_flow_one_way(layer: str, forbidden: tuple[str, ...]) -> None:
+    assert _violations(layer, forbidden) == []
+
+
+def test_the_import_walk_sees_function_level_imports(tmp_path: Path) -> None:
+    # the callback once imported the module layer inside a hook; the walk must catch that form too
+    source = tmp_path / "x.py"
+    source.write_text("def hook():\n    from lit_early_phase.modules.mixin import EnlightenmentMixin\n")
+    assert "lit_early_phase.modules.mixin" in _imports(source)
+
+
+def test_strategies_and_the_callback_load_neither_timm_nor_transformers_nor_peft() -> None:
+    # `import lightning` alone loads torchmetrics, whose text metrics import transformers when it is installed;
+    # what the package adds on top of Lightning must hold none of the three.
+    code = (
+        "import sys, lightning\n"
+        "before = set(sys.modules)\n"
+        "import lit_early_phase.strategies, lit_early_phase.callbacks, lit_early_phase\n"
+        "new = set(sys.modules) - before\n"
+        "print(sorted(m for m in new if m.split('.')[0] in ('timm', 'transformers', 'peft')))\n"
+        "print(sorted(m for m in ('timm', 'peft') if m in sys.modules))\n"
+        "print(sorted(m for m in new if m.startswith('lit_early_phase.modules')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "[]", "[]"]
+
+
+def test_lazy_names_of_the_package_still_work() -> None:
+    import lit_early_phase
+    from lit_early_phase.modules.classifier import ImageClassifier
+
+    assert lit_early_phase.ImageClassifier is ImageClassifier
+    with pytest.raises(AttributeError, match="no attribute 'NotAName'"):
+        _ = lit_early_phase.NotAName
+
+
+def test_no_file_under_src_is_longer_than_the_limit() -> None:
+    long = {
+        str(p.relative_to(PACKAGE)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert long == {}
