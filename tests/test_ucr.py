@@ -327,12 +327,6 @@ def _benchmark_module():
     return module
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="benchmarks/results/ucr_hlr.json names commit ac06da7, at which benchmarks/ucr_hlr.py did not exist, and "
-    "its Markdown predates the script's shared header: the full run must be repeated from a committed tree "
-    "(`python benchmarks/ucr_hlr.py --docs docs/timeseries.md`, issue 11). Remove this mark with the new results.",
-)
 def test_saved_benchmark_comes_from_the_script_and_the_docs_show_its_table():
     import json
 
