@@ -53,6 +53,8 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
         ("strategies", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.datamodules")),
         ("callbacks", ("lit_early_phase.modules", "lit_early_phase.datamodules")),
         ("datamodules", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.strategies")),
+        ("hf", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
+                "lit_early_phase.strategies")),
     ],
 )  # fmt: skip
 def test_imports_flow_one_way(layer: str, forbidden: tuple[str, ...]) -> None:
