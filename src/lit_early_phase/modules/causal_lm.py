@@ -64,7 +64,7 @@ from lit_early_phase.hf import (
 )
 
 # the class-path dicts of optimizer / scheduler factories have one home, beside ImageClassifier
-from lit_early_phase.modules.classifier import _factory, _NotStored, describe_factory
+from lit_early_phase.modules.factories import _factory, _NotStored, describe_factory
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 
 
