@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import logging
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
@@ -13,6 +16,11 @@ import lit_early_phase.datamodules
 import lit_early_phase.modules.causal_lm
 import lit_early_phase.modules.classifier  # noqa: F401
 
+log = logging.getLogger(__name__)
+
+# what the model's constructor takes from the data module's attribute of the same name, when both have it
+LINKED_FROM_DATA: tuple[str, ...] = ("num_classes", "in_chans")
+
 MODELS = ("ImageClassifier", "CausalLMFineTune")
 DATAMODULES = ("FashionMNISTDataModule", "MNIST5kDataModule", "UCRDataModule", "InstructionDataModule")
 
@@ -22,8 +30,9 @@ EPILOG = (
     f"{', '.join(MODELS[1:])}) and `lit-early-phase fit --data.help MNIST5kDataModule` (or "
     f"{', '.join(d for d in DATAMODULES if d != 'MNIST5kDataModule')}); the callback's: "
     "`lit-early-phase fit --trainer.callbacks.help EnlightenmentCallback`. Example: `lit-early-phase fit "
-    "--model ImageClassifier --model.backbone test_resnet --model.in_chans 1 --data MNIST5kDataModule "
-    "--trainer.max_epochs 2 --trainer.callbacks+=EnlightenmentCallback --trainer.callbacks.duration 1`."
+    "--model ImageClassifier --model.backbone test_resnet --data MNIST5kDataModule "
+    "--trainer.max_epochs 2 --trainer.callbacks+=EnlightenmentCallback --trainer.callbacks.duration 1` "
+    "(the model's num_classes and in_chans come from the data module)."
 )
 
 
@@ -33,13 +42,66 @@ class EnlightenmentCLI(LightningCLI):
     The suite's modules (``ImageClassifier``, ``CausalLMFineTune``), DataModules and ``EnlightenmentCallback``
     are registered, so ``--model ImageClassifier``, ``--data MNIST5kDataModule`` and
     ``--trainer.callbacks+=EnlightenmentCallback`` work by name, and ``--model.help CLASS`` /
-    ``--data.help CLASS`` list a class's arguments. A recipe names ``num_classes`` for the model itself (it is
-    not linked from the data: the language model has none).
+    ``--data.help CLASS`` list a class's arguments.
+
+    ``num_classes`` and ``in_chans`` are linked from the data (``parser.link_arguments(..., apply_on="instantiate")``):
+    when the data module has the attribute (every DataModule of the suite has ``num_classes``; the image and
+    series ones ``in_chans``) and the model's constructor takes the argument, the model gets the data's value
+    and a recipe does not repeat it. A data module without the attribute (a user's own) leaves the model's value
+    as configured; a model without the argument (``CausalLMFineTune``) is not linked. A configured value that
+    differs from the data's is replaced by it, with a warning naming both.
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        """Defaults shared by every recipe."""
+        """Defaults shared by every recipe, and the links from the data module to the model."""
         parser.set_defaults({"trainer.enable_model_summary": False})
+        for name in LINKED_FROM_DATA:
+            parser.link_arguments(
+                "data", f"model.init_args.{name}", compute_fn=self._from_data(name), apply_on="instantiate"
+            )
+
+    def _configured(self, name: str) -> Any:
+        """The model's ``name`` as parsed (the recipe's or command line's value, else the constructor default)."""
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        return config.model.init_args.get(name) if config is not None else None
+
+    def _from_data(self, name: str) -> Any:
+        """The link's ``compute_fn``: the data module's ``name`` where it has one, else the configured value.
+
+        By hand rather than the link source ``"data.num_classes"``: that form fails on a data module without the
+        attribute, and a user's own data module need not have one.
+        """
+
+        def compute(data: Any) -> Any:
+            configured = self._configured(name)
+            value = getattr(data, name, None)
+            if value is None:
+                return configured
+            if configured is not None and configured != value:
+                default = _constructor_default(self.config, self.subcommand, name)
+                if configured != default:
+                    log.warning(
+                        "model.%s=%r replaced by %s.%s=%r (linked from the data module; leave it out of the recipe)",
+                        name,
+                        configured,
+                        type(data).__name__,
+                        name,
+                        value,
+                    )
+            return value
+
+        return compute
+
+
+def _constructor_default(config: Any, subcommand: str | None, name: str) -> Any:
+    """Default of ``name`` in the constructor of the configured model class (``None`` if it has none)."""
+    cfg = config.get(subcommand) if subcommand else config
+    try:
+        module, _, attr = cfg.model.class_path.rpartition(".")
+        parameter = inspect.signature(getattr(importlib.import_module(module), attr)).parameters.get(name)
+    except (AttributeError, ImportError, TypeError, ValueError):
+        return None
+    return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
 def build_cli(args: list[str] | None = None, *, run: bool = True) -> EnlightenmentCLI:

@@ -113,6 +113,8 @@ class InMemoryImageDataModule(SplitLoadersMixin, L.LightningDataModule):
     mean: float = 0.5
     std: float = 0.5
     hflip: bool = True
+    #: image channels, what the model's ``in_chans`` should be (the CLI links it); grayscale sets have 1
+    in_chans: int = 1
 
     def __init__(
         self,
