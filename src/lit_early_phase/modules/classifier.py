@@ -19,6 +19,7 @@ from lit_early_phase._validation import check_choice
 from lit_early_phase.functional import MixMode
 from lit_early_phase.modules.factories import _factory, describe_factory
 from lit_early_phase.modules.mixin import EnlightenmentMixin
+from lit_early_phase.modules.rng import RNG_KEY, GlobalRNGCheckpointMixin  # noqa: F401  (RNG_KEY: old import path)
 
 #: timm as the ``vision`` extra of ``pyproject.toml`` asks for it (the series backbones do not need it).
 TIMM = RequirementCache("timm>=1.0")
@@ -141,18 +142,7 @@ def create_backbone(
     )
 
 
-RNG_KEY = "lit_early_phase/rng_states"
-
-
-def _rng_states(device: torch.device) -> dict[str, Tensor]:
-    """The global CPU RNG state and, on a GPU, that device's (only tensors: ``weights_only`` loads them)."""
-    states = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(device)
-    return states
-
-
-class ImageClassifier(EnlightenmentMixin, L.LightningModule):
+class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningModule):
     """Image (or any ``(B, C, ...)``) classifier on a timm backbone, ready for the enlightenment strategies.
 
     Trains on soft targets (label smoothing, Mixup/CutMix mixed on the device), reports ``train/loss``,
@@ -277,24 +267,6 @@ class ImageClassifier(EnlightenmentMixin, L.LightningModule):
         with dropout off and BatchNorm statistics frozen; validation still switches to eval mode.
         """
         self.model.train()
-
-    # the global RNG (dropout, stochastic depth) in checkpoints ------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Save the global RNG states (tensors), so dropout draws the same masks in a resumed run."""
-        checkpoint[RNG_KEY] = _rng_states(self.device)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the saved RNG states until training starts (restoring happens before the loaders are built)."""
-        self._rng_to_restore = checkpoint.get(RNG_KEY)
-
-    def on_train_start(self) -> None:
-        """Put the saved global RNG states back, last thing before the first resumed step draws from them."""
-        saved = getattr(self, "_rng_to_restore", None)
-        if saved is not None:
-            torch.set_rng_state(saved["cpu"])
-            if "cuda" in saved and self.device.type == "cuda":
-                torch.cuda.set_rng_state(saved["cuda"], self.device)
-            self._rng_to_restore = None
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(B, num_classes)``."""
