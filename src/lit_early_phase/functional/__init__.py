@@ -4,6 +4,7 @@
 ``losses`` and ``tokens`` compute per-sample losses, ``removal`` keeps the lowest-loss samples.
 """
 
+from lit_early_phase.functional.detection import DetectionMixOutput, mix_detection
 from lit_early_phase.functional.losses import count_correct, soft_cross_entropy
 from lit_early_phase.functional.mix_params import (
     MIX_MODES,
@@ -30,6 +31,7 @@ __all__ = [
     "IGNORE_INDEX",
     "MIX_MODES",
     "BatchMixParams",
+    "DetectionMixOutput",
     "DropOutput",
     "ElemMixParams",
     "MixMode",
@@ -40,6 +42,7 @@ __all__ = [
     "count_correct",
     "drop_highest",
     "mix_batch",
+    "mix_detection",
     "num_to_remove",
     "sample_beta",
     "sample_mix_params",
