@@ -28,19 +28,24 @@ def test_each_name_builds_with_the_requested_classes_and_size(name):
     assert model.transform.min_size == (64,)
     assert model.transform.max_size == 64
     image = torch.rand(3, 96, 128)
-    resized = model.transform([image])[0].tensors
+    resized = tuple(model.transform.resize(image, None)[0].shape[-2:])
     if name.startswith("ssd"):  # a fixed square input, whatever the image's shape
-        assert tuple(resized.shape[-2:]) == (64, 64)
-    else:  # shorter side to 64 (capped by max_size), padded to a multiple of 32
-        assert tuple(resized.shape[-2:]) == (64, 64)
-        assert tuple(model.transform.resize(image, None)[0].shape[-2:]) == (48, 64)
+        assert resized == (64, 64)
+    else:  # the shorter side to 64 unless the longer would pass max_size: 96x128 -> 48x64, aspect kept
+        assert resized == (48, 64)
+    assert tuple(model.transform([image])[0].tensors.shape[-2:]) == (64, 64)  # padded to a multiple of 32
 
 
 def test_faster_rcnn_sampling_settings_reach_torchvision():
     model = build_detector(
-        num_classes=2, min_size=64, max_size=96, rpn_batch_size_per_image=64, box_batch_size_per_image=32,
-        rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=200,
-    )  # fmt: skip
+        num_classes=2,
+        min_size=64,
+        max_size=96,
+        rpn_batch_size_per_image=64,
+        box_batch_size_per_image=32,
+        rpn_pre_nms_top_n_train=300,
+        rpn_post_nms_top_n_train=200,
+    )
     assert model.rpn.fg_bg_sampler.batch_size_per_image == 64
     assert model.roi_heads.fg_bg_sampler.batch_size_per_image == 32
     assert model.rpn._pre_nms_top_n["training"] == 300

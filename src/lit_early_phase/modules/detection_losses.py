@@ -172,11 +172,11 @@ def _anchor_losses(
     seen: dict[str, Any] = {}
 
     def per_image_compute_loss(tgts, head_outputs, anchors, matched_idxs):
-        per_call = [
-            original(tgts[i : i + 1], {k: v[i : i + 1] for k, v in head_outputs.items()}, anchors[i : i + 1],
-                     matched_idxs[i : i + 1])
-            for i in range(len(tgts))
-        ]  # fmt: skip
+        per_call = []
+        for i in range(len(tgts)):  # torchvision's own loss on image i alone: its slice of every batch input
+            one = slice(i, i + 1)
+            outputs = {k: v[one] for k, v in head_outputs.items()}
+            per_call.append(original(tgts[one], outputs, anchors[one], matched_idxs[one]))
         seen["terms"] = _stack_terms(per_call)
         with torch.no_grad():
             fg = [m >= 0 for m in matched_idxs]
@@ -261,9 +261,12 @@ def _faster_rcnn_losses(model: nn.Module, images: list[Tensor], targets: list[di
         seen["predictions"] = output
 
     hook = roi_heads.box_predictor.register_forward_hook(keep_predictions)
+    patches = (
+        _patched(rpn, "compute_loss", per_image_rpn_loss),
+        _patched(roi_heads, "select_training_samples", keeping_select),
+    )
     try:
-        with _patched(rpn, "compute_loss", per_image_rpn_loss), _patched(roi_heads, "select_training_samples",
-                                                                          keeping_select):  # fmt: skip
+        with patches[0], patches[1]:
             losses = dict(model(images, targets))
     finally:
         hook.remove()
