@@ -1,9 +1,9 @@
 """Shared helpers of the benchmark scripts: header (machine, versions, date, seeds), statistics, saving.
 
-Record keeping: a script always writes its newest results under the canonical name (``results/effect.json`` ...),
-so the docs link to the newest numbers; files already there are first moved, not overwritten, to
-``results/history/<name>_<their date><suffix>`` (:func:`archive_previous`). Raw per-run records (``*_runs.jsonl``)
-are only ever appended to.
+Record keeping: a script writes its newest results under the canonical name (``results/effect.json`` ...) and the
+Markdown table made from them (``results/effect.md``); earlier results are git's history, not copies here. No
+script edits the docs: tests check that the tables in the docs equal what the scripts generate from the saved
+JSON. Raw per-run records (``*_runs.jsonl``) are only ever appended to.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import threading
@@ -198,8 +197,12 @@ def header_markdown(h: dict[str, Any]) -> list[str]:
     load = m.get("load_average_1_5_15min")
     lines = [
         f"- Produced by `{h['command']}` ({h['mode']} mode) on {h['date_utc']}.",
-        f"- Machine: {m.get('cpu', m['processor'])}, {m['cpu_count']} CPUs, {m.get('memory_gb', '?')} GB, "
-        f"{m['platform']}, Python {m['python']}"
+        (
+            f"- Machine: {m['cpu']}, {m['cpu_count']} CPUs, {m.get('memory_gb', '?')} GB, {m['platform']}, "
+            if "cpu" in m  # headers written before the CPU model was recorded read as they did then
+            else f"- Machine: {m['platform']}, {m['cpu_count']} CPUs ({m['processor']}), "
+        )
+        + f"Python {m['python']}"
         + (f", accelerator {m['cuda']}" if m.get("cuda") else ", no accelerator")
         + (f"; load average at the start {load[0]} / {load[1]} / {load[2]} (1/5/15 min)." if load else "."),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in h["versions"].items()) + ".",
@@ -309,68 +312,47 @@ def quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _date_tag(path: Path) -> str:
-    """The date of an existing result (from its JSON header, else the file's mtime) as ``YYYYMMDD-HHMMSS``."""
-    json_path = path.with_suffix(".json")
-    try:
-        date = json.loads(json_path.read_text())["header"]["date_utc"]
-        return dt.datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ").strftime("%Y%m%d-%H%M%S")
-    except (OSError, KeyError, ValueError, TypeError):
-        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).strftime("%Y%m%d-%H%M%S")
-
-
-def archive_previous(stem: Path, suffixes: Sequence[str] = (".json", ".md", ".png")) -> list[Path]:
-    """Move existing ``stem.<suffix>`` files to ``stem.parent/history/<stem.name>_<date><suffix>``.
-
-    Returns:
-        The paths the old files were moved to (empty when there was nothing to keep).
-    """
-    existing = [stem.with_suffix(s) for s in suffixes if stem.with_suffix(s).exists()]
-    if not existing:
-        return []
-    tag = _date_tag(existing[0])
-    history = stem.parent / "history"
-    history.mkdir(parents=True, exist_ok=True)
-    moved = []
-    for path in existing:
-        target = history / f"{stem.name}_{tag}{path.suffix}"
-        n = 1
-        while target.exists():
-            n += 1
-            target = history / f"{stem.name}_{tag}-{n}{path.suffix}"
-        shutil.move(str(path), target)
-        moved.append(target)
-    return moved
-
-
-def write_results(stem: Path, result: dict[str, Any], markdown: str) -> list[Path]:
-    """Keep old records (see :func:`archive_previous`), then write ``stem.json`` and ``stem.md``.
-
-    Returns:
-        Where earlier results were moved.
-    """
+def write_results(stem: Path, result: dict[str, Any], markdown: str) -> None:
+    """Write ``stem.json`` (everything) and ``stem.md`` (the table made from it); git keeps the earlier ones."""
     stem.parent.mkdir(parents=True, exist_ok=True)
-    moved = archive_previous(stem)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2, allow_nan=True) + "\n")
     stem.with_suffix(".md").write_text(markdown)
-    return moved
 
 
-def replace_between(path: Path, name: str, text: str) -> bool:
-    """Replace the text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``.
+def report_only(stem: Path, markdown: Any) -> dict[str, Any]:
+    """Regenerate ``stem.md`` from the saved ``stem.json`` with ``markdown`` (no measurement), print it.
+
+    Args:
+        stem: the results stem (``results/effect`` for ``results/effect.json``).
+        markdown: the script's ``markdown(result) -> str``.
 
     Returns:
-        Whether the markers were found (the file is left alone otherwise).
+        The saved result.
+
+    Raises:
+        SystemExit: when ``stem.json`` does not exist.
     """
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    path = stem.with_suffix(".json")
     if not path.exists():
-        return False
-    content = path.read_text()
-    i, j = content.find(begin), content.find(end)
-    if i < 0 or j < i:
-        return False
-    path.write_text(content[: i + len(begin)] + "\n" + text.rstrip("\n") + "\n" + content[j:])
-    return True
+        raise SystemExit(f"--report-only reads {path}, which does not exist; run the benchmark first.")
+    result = json.loads(path.read_text())
+    table = markdown(result)
+    stem.with_suffix(".md").write_text(table)
+    print(table)
+    return result
+
+
+def docs_section(path: Path, name: str) -> str:
+    """The text between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path`` (tests compare it).
+
+    Raises:
+        ValueError: when ``path`` lacks the two markers.
+    """
+    text = path.read_text()
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    if begin not in text or end not in text.split(begin, 1)[1]:
+        raise ValueError(f"{path} lacks the markers {begin!r} ... {end!r}; put them around the generated table.")
+    return text.split(begin, 1)[1].split(end, 1)[0]
 
 
 def pct(x: float, digits: int = 2) -> str:

@@ -101,8 +101,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--quick", action="store_true", help="30 steps on 2,000 images (a smoke test)")
     parser.add_argument("--repeats", type=int, default=None, help="demo runs (default 2; quick 1)")
     parser.add_argument("--out", type=Path, default=None, help="output stem (default results/demo; quick: tmp)")
+    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
     parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
+    if args.report_only:
+        return C.report_only(args.out or C.RESULTS / "demo", markdown)
     mode = "quick" if args.quick else "full"
     git = C.require_committed_code(mode, allow_dirty=args.allow_dirty)
     extra = QUICK_ARGS if args.quick else []
@@ -129,9 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"run {i + 1}/{repeats}: {run['wall_s']} s, boundary {run['boundary_step']}, {run['final']}")
     result["load"] = sampler.stop()
     report = markdown(result)
-    moved = C.write_results(out, result, report)
-    if moved:
-        print("kept earlier results in " + ", ".join(str(p) for p in moved))
+    C.write_results(out, result, report)
     print(report)
     return result
 

@@ -465,9 +465,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator for the runs (default cpu)")
     parser.add_argument("--out", type=Path, help="output stem (default results/effect, quick results/effect_quick)")
-    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
     parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
+    if args.report_only:
+        return C.report_only(args.out or C.RESULTS / ("effect_quick" if args.quick else "effect"), markdown)
     git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
 
     preset = QUICK if args.quick else FULL
@@ -483,8 +485,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     CONFIG["torch_threads_per_run"] = args.threads
     cid = config_id(run, git["code_id"])
-    default_out = C.RESULTS / ("effect_quick" if args.quick else "effect")
-    out = args.out or default_out
+    out = args.out or C.RESULTS / ("effect_quick" if args.quick else "effect")
     out.parent.mkdir(parents=True, exist_ok=True)
     log_path = out.parent / f"{out.name}_runs.jsonl"
 
@@ -558,13 +559,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
     }
     table = markdown(result)
-    moved = C.write_results(out, result, table)
+    C.write_results(out, result, table)
     plot(result, out.with_suffix(".png"))
-    if moved:
-        print("kept earlier results in " + ", ".join(str(p) for p in moved))
-    if out == default_out and not args.quick and not args.no_docs:
-        section = table.split("\n", 1)[1].strip() + f"\n\n![effect](../benchmarks/results/{out.name}.png)\n"
-        C.replace_between(C.ROOT / "docs" / "benchmarks.md", "effect", section)
     print(table)
     print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')}, {out.with_suffix('.png')}")
     return result

@@ -38,9 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "configs" / "smollm2_lora_hlr.yaml"
-RESULTS = Path(__file__).resolve().parent / "results"
+RECIPE = C.ROOT / "configs" / "smollm2_lora_hlr.yaml"
 ARMS = ("baseline", "hlr_metric", "hlr_fixed")
 WINDOW, CHECK_EVERY, THRESHOLD = 20, 10, 0.5  # EnlightenmentCallback defaults, replayed for every arm
 
@@ -218,7 +216,7 @@ def header(args: argparse.Namespace, git: dict[str, Any]) -> dict[str, Any]:
         mode="quick" if args.quick else "full",
         seeds=[recipe["seed_everything"]],
         config={
-            "recipe": str(RECIPE.relative_to(ROOT)),
+            "recipe": str(RECIPE.relative_to(C.ROOT)),
             "model": recipe["model"]["init_args"],
             "data": dict(recipe["data"]["init_args"], limit=args.limit),
             "precision": recipe["trainer"].get("precision", "32-true"),
@@ -303,9 +301,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default torch's)")
     parser.add_argument("--out", type=Path, default=None, help="output stem (default results/llm_hlr; quick: tmp)")
     parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
+    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
     parser.add_argument("--run-arm", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--arm-json", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.report_only:
+        return C.report_only(args.out or C.RESULTS / "llm_hlr", markdown)
     args.steps = args.steps or (6 if args.quick else 75)
     args.limit = args.limit or (64 if args.quick else None)
     args.val_batches = args.val_batches or (1 if args.quick else 10)
@@ -318,7 +319,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return out
 
     git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
-    out = args.out or (Path(tempfile.mkdtemp()) / "llm_hlr_quick" if args.quick else RESULTS / "llm_hlr")
+    out = args.out or (Path(tempfile.mkdtemp()) / "llm_hlr_quick" if args.quick else C.RESULTS / "llm_hlr")
     result: dict[str, Any] = {"header": header(args, git), "runs": []}
     sampler = C.LoadSampler()
     sampler.start()
@@ -362,9 +363,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     result["wall_seconds"] = time.monotonic() - start
     report = markdown(result)
-    moved = C.write_results(out, result, report)
-    if moved:
-        print("kept earlier results in " + ", ".join(str(p) for p in moved))
+    C.write_results(out, result, report)
     print(report)
     print(f"written: {out.with_suffix('.json')} and {out.with_suffix('.md')}")
     return result

@@ -687,7 +687,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--precision", default="32-true", help="Lightning precision of the step part (bf16-mixed)")
     parser.add_argument("--repeats", type=int, help="override the repeats of the step and DDP parts")
     parser.add_argument("--out", type=Path, help="output stem (default results/overhead[_cuda_<precision>][_quick])")
-    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
     parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     # internal: one DDP measurement
     parser.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
@@ -700,6 +700,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.ddp_worker:
         ddp_worker(args)
         return {}
+    if args.report_only:
+        return C.report_only(args.out or C.RESULTS / ("overhead_quick" if args.quick else "overhead"), markdown)
 
     git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
     import torch
@@ -751,15 +753,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["ddp"] = measure_ddp(preset["ddp"], threads)
     result["header"]["wall_s"] = round(time.monotonic() - started, 1)
     name = "overhead" if device == "cpu" else f"overhead_{device}_{args.precision}"
-    default_out = C.RESULTS / (f"{name}_quick" if args.quick else name)
-    out = args.out or default_out
+    out = args.out or C.RESULTS / (f"{name}_quick" if args.quick else name)
     table = markdown(result)
-    moved = C.write_results(out, result, table)
-    if moved:
-        print("kept earlier results in " + ", ".join(str(p) for p in moved))
-    complete = set(args.parts) == set(PARTS)
-    if out == default_out and not args.quick and not args.no_docs and device == "cpu" and complete:
-        C.replace_between(C.ROOT / "docs" / "benchmarks.md", "overhead", table.split("\n", 1)[1].strip())
+    C.write_results(out, result, table)
     print(table)
     print(f"wrote {out.with_suffix('.json')}, {out.with_suffix('.md')} in {result['header']['wall_s']:.0f} s")
     return result

@@ -35,7 +35,6 @@ import _common as C  # the scripts run as files, not as a package
 
 ARMS = ("baseline", "hlr_metric", "hlr_fixed")
 QUICK_SETS = ("GunPoint", "BasicMotions")
-RESULTS = Path(__file__).resolve().parent / "results"
 CONFIG: dict[str, Any] = {
     "backbone": "fcn",
     "backbone_kwargs": {"widths": [32, 64, 32], "kernel_sizes": [8, 5, 3]},
@@ -237,20 +236,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-DOCS_BEGIN = "<!-- ucr_hlr table: begin (written by benchmarks/ucr_hlr.py --docs) -->"
-DOCS_END = "<!-- ucr_hlr table: end -->"
-
-
-def update_docs(path: Path, table: str) -> None:
-    """Replace the text between the two markers in ``path`` with ``table``."""
-    text = path.read_text()
-    if DOCS_BEGIN not in text or DOCS_END not in text:
-        raise SystemExit(f"{path} lacks the markers {DOCS_BEGIN!r} ... {DOCS_END!r}")
-    head, rest = text.split(DOCS_BEGIN, 1)
-    _, tail = rest.split(DOCS_END, 1)
-    path.write_text(f"{head}{DOCS_BEGIN}\n{table}{DOCS_END}{tail}")
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 sets, 2 seeds, 40 steps (a smoke run)")
@@ -259,9 +244,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 300; quick 40)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes, 1 torch thread each")
     parser.add_argument("--out", type=Path, default=None, help="output stem (default results/ucr_hlr[_quick])")
-    parser.add_argument("--docs", type=Path, default=None, help="also put the table between the markers there")
+    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
     parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
+    if args.report_only:
+        return C.report_only(args.out or C.RESULTS / ("ucr_hlr_quick" if args.quick else "ucr_hlr"), markdown)
     git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
 
     from lit_early_phase.datamodules.ucr import offline_classification_sets
@@ -269,7 +256,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     sets = args.sets or (list(QUICK_SETS) if args.quick else offline_classification_sets())
     seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))
     args.steps = args.steps if args.steps is not None else (40 if args.quick else 300)
-    out = args.out or RESULTS / ("ucr_hlr_quick" if args.quick else "ucr_hlr")
+    out = args.out or C.RESULTS / ("ucr_hlr_quick" if args.quick else "ucr_hlr")
     result: dict[str, Any] = {"header": header(args, sets, seeds, git)}
 
     # longest series first, so the slowest runs do not end up alone at the end
@@ -298,11 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["load"] = sampler.stop()
     result["wall_s"] = round(time.monotonic() - start, 1)
     table = markdown(result)
-    moved = C.write_results(out, result, table)
-    if moved:
-        print("kept earlier results in " + ", ".join(str(p) for p in moved))
-    if args.docs is not None:
-        update_docs(args.docs, table)
+    C.write_results(out, result, table)
     print(table)
     return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import _common as C  # the benchmark scripts are files, not a package
+import demo
 import effect
+import overhead
+import ucr_hlr
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+SCRIPTS = {"demo": demo, "effect": effect, "overhead": overhead, "ucr_hlr": ucr_hlr}
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -67,3 +75,30 @@ def test_effect_runs_of_other_code_are_not_reused():
     run = {"steps": 30, "batch_size": 64, "test_limit": 1000, "accelerator": "cpu"}
     assert effect.config_id(run, "aaaaaaaaaaaa") == effect.config_id(run, "aaaaaaaaaaaa")
     assert effect.config_id(run, "aaaaaaaaaaaa") != effect.config_id(run, "bbbbbbbbbbbb")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in RESULTS.glob("*.json")))
+def test_each_saved_table_is_what_its_script_generates_from_the_saved_json(name):
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    assert result["header"]["script"] == f"benchmarks/{name}.py" and result["header"]["git"]["commit"]
+    table = SCRIPTS[name].markdown(result)
+    assert f"- Git: {result['header']['git']['commit']}" in table  # the table names the commit of the JSON
+    assert (RESULTS / f"{name}.md").read_text() == table
+
+
+def test_the_docs_tables_are_the_generated_tables():
+    effect_md, overhead_md = (RESULTS / "effect.md").read_text(), (RESULTS / "overhead.md").read_text()
+    # the docs drop the title line (the page has its own headings); the effect section adds the plot
+    effect_section = effect_md.split("\n", 1)[1].strip() + "\n\n![effect](../benchmarks/results/effect.png)\n"
+    assert C.docs_section(DOCS / "benchmarks.md", "effect") == "\n" + effect_section
+    assert C.docs_section(DOCS / "benchmarks.md", "overhead") == "\n" + overhead_md.split("\n", 1)[1].strip() + "\n"
+    assert C.docs_section(DOCS / "timeseries.md", "ucr_hlr") == "\n" + (RESULTS / "ucr_hlr.md").read_text()
+
+
+def test_report_only_regenerates_the_table_without_measuring(tmp_path, capsys):
+    (tmp_path / "demo.json").write_text((RESULTS / "demo.json").read_text())
+    demo.main(["--report-only", "--out", str(tmp_path / "demo")])
+    assert (tmp_path / "demo.md").read_text() == (RESULTS / "demo.md").read_text()
+    assert capsys.readouterr().out.startswith("# The README demo (full run)")
+    with pytest.raises(SystemExit, match="does not exist"):
+        ucr_hlr.main(["--report-only", "--out", str(tmp_path / "missing")])

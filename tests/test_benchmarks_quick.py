@@ -27,7 +27,7 @@ def _finite_positive(x) -> bool:
 
 def _start(script: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, str(script), "--quick", "--out", str(out), "--no-docs", *extra]
+    cmd = [sys.executable, str(script), "--quick", "--out", str(out), *extra]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -85,7 +85,13 @@ def test_effect_quick_writes_every_arm_seed_and_boundary(quick_results):
     for record in map(json.loads, lines):
         assert record["git"] == {k: h["git"][k] for k in ("commit", "code_dirty", "code_id")}
         assert record["config_id"] == h["config_id"]
-    assert len(list((tmp / "history").glob("effect_quick_*.json"))) == 1
+    assert not (tmp / "history").exists()  # earlier results are git's history, not copies
+
+    # --report-only regenerates the table from the saved JSON, without measuring
+    saved = out.with_suffix(".md").read_text()
+    out.with_suffix(".md").unlink()
+    assert "0 to run" not in _finish(_start(EFFECT, out, "--report-only"))
+    assert out.with_suffix(".md").read_text() == saved
 
 
 def test_overhead_quick_writes_positive_ratios_and_equal_boundaries(quick_results):
