@@ -139,18 +139,14 @@ def run_arm(arm: str, *, steps: int, limit: int | None, val_batches: int, thread
     if cb is not None:
         callbacks.insert(0, cb)
     L.seed_everything(recipe["seed_everything"], verbose=False)  # same batch order and dropout in every arm
-    trainer = L.Trainer(
+    trainer = C.quiet_trainer(
+        steps=steps,
+        callbacks=callbacks,
         accelerator="cpu",
         devices=1,
-        max_steps=steps,
         precision=trainer_cfg.get("precision"),
         gradient_clip_val=trainer_cfg.get("gradient_clip_val"),
         limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        callbacks=callbacks,
     )
     t2 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

@@ -20,7 +20,6 @@ win/tie/loss count (win: the interval is above 0, loss: below 0, tie: it contain
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing as mp
 import sys
 import time
@@ -121,8 +120,8 @@ def summarise(runs: list[dict[str, Any]], sets: list[str], seeds: list[int]) -> 
         row: dict[str, Any] = {"set": name}
         base = np.array([acc[(name, "baseline", s)] for s in seeds])
         for arm in ARMS:
-            values = np.array([acc[(name, arm, s)] for s in seeds])
-            row[arm] = {"mean": float(values.mean()), "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0}
+            mean, std = C.mean_std(acc[(name, arm, s)] for s in seeds)
+            row[arm] = {"mean": mean, "std": std}
         for arm in ARMS[1:]:
             d = np.array([acc[(name, arm, s)] for s in seeds]) - base
             mean, lo, hi = C.t_interval(d)
@@ -169,14 +168,6 @@ def header(args: argparse.Namespace, sets: list[str], seeds: list[int], git: dic
     )
 
 
-def _pct(x: float) -> str:
-    return "nan" if math.isnan(x) else f"{100 * x:.1f}"
-
-
-def _signed(x: float) -> str:
-    return "nan" if math.isnan(x) else f"{100 * x:+.1f}"
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The results table (accuracy in %, differences in percentage points)."""
     h = result["header"]
@@ -202,13 +193,13 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in s["per_set"]:
-        cells = [row["set"], f"{_pct(row['baseline']['mean'])} ± {_pct(row['baseline']['std'])}"]
+        cells = [row["set"], f"{C.pct(row['baseline']['mean'], 1)} ± {C.pct(row['baseline']['std'], 1)}"]
         for arm in ARMS[1:]:
             d = row[f"{arm}_vs_baseline"]
             lo, hi = d["ci95"]
             cells += [
-                f"{_pct(row[arm]['mean'])} ± {_pct(row[arm]['std'])}",
-                f"{_signed(d['mean_diff'])} [{_signed(lo)}, {_signed(hi)}]",
+                f"{C.pct(row[arm]['mean'], 1)} ± {C.pct(row[arm]['std'], 1)}",
+                f"{C.signed_pp(d['mean_diff'], 1)} [{C.signed_pp(lo, 1)}, {C.signed_pp(hi, 1)}]",
                 d["outcome"][0].upper(),
             ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -222,8 +213,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines.append(
         "| mean of per-set Δ [95 % CI over sets] | "
         + " | ".join(
-            f"{_signed(o[a]['mean_of_set_diffs'])} [{_signed(o[a]['ci95_over_sets'][0])}, "
-            f"{_signed(o[a]['ci95_over_sets'][1])}]"
+            f"{C.signed_pp(o[a]['mean_of_set_diffs'], 1)} [{C.signed_pp(o[a]['ci95_over_sets'][0], 1)}, "
+            f"{C.signed_pp(o[a]['ci95_over_sets'][1], 1)}]"
             for a in ARMS[1:]
         )
         + " |"
