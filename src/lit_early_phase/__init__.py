@@ -19,7 +19,7 @@ from lit_early_phase.knobs import Enlightenable, Knobs, StepRecord
 from lit_early_phase.strategies import AlphaBoost, HighLossRemoval, MixupPause, Strategy
 
 if TYPE_CHECKING:
-    from lit_early_phase.modules import CausalLMFineTune, EnlightenmentMixin, ImageClassifier
+    from lit_early_phase.modules import CausalLMFineTune, EnlightenmentMixin, ImageClassifier, ObjectDetector
 
 __version__ = "0.1.0"
 
@@ -28,6 +28,7 @@ _LAZY = {
     "CausalLMFineTune": "lit_early_phase.modules.causal_lm",
     "EnlightenmentMixin": "lit_early_phase.modules.mixin",
     "ImageClassifier": "lit_early_phase.modules.classifier",
+    "ObjectDetector": "lit_early_phase.modules.detector",
 }
 
 
@@ -48,6 +49,7 @@ __all__ = [
     "ImageClassifier",
     "Knobs",
     "MixupPause",
+    "ObjectDetector",
     "StepRecord",
     "Strategy",
     "__version__",

@@ -14,15 +14,24 @@ from lightning.pytorch.cli import LightningCLI
 # `--trainer.callbacks+=EnlightenmentCallback`) and `--model.help ImageClassifier` prints a class's arguments.
 import lit_early_phase.datamodules
 import lit_early_phase.modules.causal_lm
-import lit_early_phase.modules.classifier  # noqa: F401
+import lit_early_phase.modules.classifier
+import lit_early_phase.modules.detector  # noqa: F401
 
 log = logging.getLogger(__name__)
 
 # what the model's constructor takes from the data module's attribute of the same name, when both have it
 LINKED_FROM_DATA: tuple[str, ...] = ("num_classes", "in_chans")
 
-MODELS = ("ImageClassifier", "CausalLMFineTune")
-DATAMODULES = ("FashionMNISTDataModule", "MNIST5kDataModule", "UCRDataModule", "InstructionDataModule")
+MODELS = ("ImageClassifier", "ObjectDetector", "CausalLMFineTune")
+DATAMODULES = (
+    "FashionMNISTDataModule",
+    "MNIST5kDataModule",
+    "UCRDataModule",
+    "TreeCrownDataModule",
+    "VOCDetectionDataModule",
+    "CocoDetectionDataModule",
+    "InstructionDataModule",
+)
 
 EPILOG = (
     "Model and data are chosen by class (a recipe's `class_path`, or `--model CLASS --data CLASS`), so their "
@@ -39,8 +48,8 @@ EPILOG = (
 class EnlightenmentCLI(LightningCLI):
     """LightningCLI with model and data chosen by class path or short name (any LightningModule / DataModule).
 
-    The suite's modules (``ImageClassifier``, ``CausalLMFineTune``), DataModules and ``EnlightenmentCallback``
-    are registered, so ``--model ImageClassifier``, ``--data MNIST5kDataModule`` and
+    The suite's modules (``ImageClassifier``, ``ObjectDetector``, ``CausalLMFineTune``), DataModules and
+    ``EnlightenmentCallback`` are registered, so ``--model ImageClassifier``, ``--data MNIST5kDataModule`` and
     ``--trainer.callbacks+=EnlightenmentCallback`` work by name, and ``--model.help CLASS`` /
     ``--data.help CLASS`` list a class's arguments.
 

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from lit_early_phase.knobs import Enlightenable, Knobs, StepRecord
 from lit_early_phase.modules.classifier import ImageClassifier, create_backbone
+from lit_early_phase.modules.detection_models import DETECTION_MODELS, build_detector
+from lit_early_phase.modules.detector import ObjectDetector
 from lit_early_phase.modules.mixin import ClassificationStep, EnlightenmentMixin, EnlightenmentState
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DETECTION_MODELS",
     "CausalLMFineTune",
     "ClassificationStep",
     "Enlightenable",
@@ -40,7 +43,9 @@ __all__ = [
     "ImageClassifier",
     "Knobs",
     "LMStep",
+    "ObjectDetector",
     "StepRecord",
+    "build_detector",
     "create_backbone",
     "load_causal_lm",
     "load_finetuned",
