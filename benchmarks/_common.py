@@ -8,6 +8,7 @@ JSON. Raw per-run records (``*_runs.jsonl``) are only ever appended to.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import json
@@ -310,6 +311,25 @@ def quiet() -> None:
     warnings.filterwarnings("ignore")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "lit_early_phase"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def arg_parser(doc: str, *, quick: str, out: str) -> argparse.ArgumentParser:
+    """The options every script has: ``--quick``, ``--out``, ``--report-only`` and ``--allow-dirty``.
+
+    Args:
+        doc: the script's docstring (its first line describes the script).
+        quick: what ``--quick`` runs.
+        out: the help of ``--out`` (the default output stem).
+
+    Returns:
+        The parser; the script adds its own options.
+    """
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", type=Path, default=None, help=out)
+    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
+    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
+    return parser
 
 
 def write_results(stem: Path, result: dict[str, Any], markdown: str) -> None:

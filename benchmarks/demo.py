@@ -10,7 +10,6 @@ and its end-of-fit summary. Logs go to a temporary folder. Run it on a quiet mac
 
 from __future__ import annotations
 
-import argparse
 import re
 import resource
 import statistics
@@ -97,12 +96,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="30 steps on 2,000 images (a smoke test)")
+    parser = C.arg_parser(
+        __doc__, quick="30 steps on 2,000 images (a smoke test)", out="output stem (default results/demo; quick: tmp)"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="demo runs (default 2; quick 1)")
-    parser.add_argument("--out", type=Path, default=None, help="output stem (default results/demo; quick: tmp)")
-    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
-    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
     if args.report_only:
         return C.report_only(args.out or C.RESULTS / "demo", markdown)

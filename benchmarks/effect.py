@@ -28,7 +28,6 @@ interrupted sweep (runs of another configuration in that file are kept but ignor
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
@@ -453,8 +452,11 @@ def load_runs(path: Path, cid: str) -> list[dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 1 size, 2 seeds, 3 arms, 30 steps")
+    parser = C.arg_parser(
+        __doc__,
+        quick="smoke run: 1 size, 2 seeds, 3 arms, 30 steps",
+        out="output stem (default results/effect, quick results/effect_quick)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", help=f"training-set sizes (default {FULL['sizes']})")
     parser.add_argument("--seeds", type=int, help=f"number of seeds 0..n-1 (default {FULL['seeds']}, quick 2)")
     parser.add_argument("--arms", nargs="+", choices=ARMS, help="arms to run (default all; quick: 3)")
@@ -464,9 +466,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, help="parallel processes (default 2; 0 = in this process)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator for the runs (default cpu)")
-    parser.add_argument("--out", type=Path, help="output stem (default results/effect, quick results/effect_quick)")
-    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
-    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
     if args.report_only:
         return C.report_only(args.out or C.RESULTS / ("effect_quick" if args.quick else "effect"), markdown)

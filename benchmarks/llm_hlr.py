@@ -288,16 +288,16 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="6 steps, 64 conversations (a smoke run)")
+    parser = C.arg_parser(
+        __doc__,
+        quick="6 steps, 64 conversations (a smoke run)",
+        out="output stem (default results/llm_hlr; quick: tmp)",
+    )
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per arm (default 75; quick 6)")
     parser.add_argument("--limit", type=int, default=None, help="conversations used (default all; quick 64)")
     parser.add_argument("--val-batches", type=int, default=None, help="validation batches (default 10; quick 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per run (default torch's)")
-    parser.add_argument("--out", type=Path, default=None, help="output stem (default results/llm_hlr; quick: tmp)")
-    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
-    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
     parser.add_argument("--run-arm", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--arm-json", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

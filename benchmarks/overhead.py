@@ -675,8 +675,11 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: a few steps and shapes (not figures)")
+    parser = C.arg_parser(
+        __doc__,
+        quick="smoke run: a few steps and shapes (not figures)",
+        out="output stem (default results/overhead[_cuda_<precision>][_quick])",
+    )
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure")
     parser.add_argument(
         "--threads",
@@ -686,9 +689,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator of the step part (cpu, cuda)")
     parser.add_argument("--precision", default="32-true", help="Lightning precision of the step part (bf16-mixed)")
     parser.add_argument("--repeats", type=int, help="override the repeats of the step and DDP parts")
-    parser.add_argument("--out", type=Path, help="output stem (default results/overhead[_cuda_<precision>][_quick])")
-    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
-    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     # internal: one DDP measurement
     parser.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)

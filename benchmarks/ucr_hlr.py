@@ -228,15 +228,13 @@ def markdown(result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 sets, 2 seeds, 40 steps (a smoke run)")
+    parser = C.arg_parser(
+        __doc__, quick="2 sets, 2 seeds, 40 steps (a smoke run)", out="output stem (default results/ucr_hlr[_quick])"
+    )
     parser.add_argument("--sets", nargs="+", help="data set names (default: every bundled classification set)")
     parser.add_argument("--seeds", type=int, default=None, help="number of seeds, 0..n-1 (default 5; quick 2)")
     parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 300; quick 40)")
     parser.add_argument("--workers", type=int, default=2, help="parallel processes, 1 torch thread each")
-    parser.add_argument("--out", type=Path, default=None, help="output stem (default results/ucr_hlr[_quick])")
-    parser.add_argument("--report-only", action="store_true", help="regenerate the .md from the saved .json")
-    parser.add_argument("--allow-dirty", action="store_true", help="full run from uncommitted code (says so)")
     args = parser.parse_args(argv)
     if args.report_only:
         return C.report_only(args.out or C.RESULTS / ("ucr_hlr_quick" if args.quick else "ucr_hlr"), markdown)
