@@ -12,13 +12,22 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import _common as C  # the benchmark scripts are files, not a package
 import demo
+import detection_curve
+import detection_overhead
 import effect
 import overhead
 import ucr_hlr
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-SCRIPTS = {"demo": demo, "effect": effect, "overhead": overhead, "ucr_hlr": ucr_hlr}
+SCRIPTS = {
+    "demo": demo,
+    "detection_curve": detection_curve,
+    "detection_overhead": detection_overhead,
+    "effect": effect,
+    "overhead": overhead,
+    "ucr_hlr": ucr_hlr,
+}
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -1,0 +1,41 @@
+"""The detector benchmarks run end to end in their quick modes and write well-formed results."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quick(script: str, out: Path) -> dict:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert out.with_suffix(".md").read_text().startswith("# ")
+    assert result["header"]["mode"] == "quick" and result["header"]["git"]["commit"]
+    return result
+
+
+def test_detection_curve_quick_records_the_monitor_at_every_step(tmp_path):
+    result = _quick("detection_curve.py", tmp_path / "curve")
+    (run,) = result["runs"]
+    assert [s[0] for s in run["fg_counts"]] == [1, 2, 3, 4]  # one row per optimizer step
+    assert all(0 <= c <= t and t > 0 for _, c, t in run["fg_counts"])  # sampled foreground proposals every step
+    assert isinstance(run["boundary_step"], int) and 1 <= run["boundary_step"] <= 4
+    assert run["step_s_mean"] > 0
+
+
+@pytest.mark.parametrize("model", ["fasterrcnn_mobilenet_v3_large_fpn"])
+def test_detection_overhead_quick_writes_a_positive_ratio(tmp_path, model):
+    result = _quick("detection_overhead.py", tmp_path / "overhead")
+    ratio = result["models"][model]["ratio"]
+    assert len(ratio["ratios"]) == 2 and all(math.isfinite(r) and r > 0 for r in ratio["ratios"])
