@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lit_early_phase._validation import check_choice
 from lit_early_phase.functional import MixMode
-from lit_early_phase.modules.factories import _factory, describe_factory
+from lit_early_phase.modules.factories import _factory, describe_factory, optimizers_from_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 from lit_early_phase.modules.rng import RNG_KEY, GlobalRNGCheckpointMixin  # noqa: F401  (RNG_KEY: old import path)
 
@@ -324,11 +324,6 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
 
     def configure_optimizers(self) -> Any:
         """Optimizer from ``optimizer`` and, if given, a scheduler stepped per ``lr_interval``."""
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval},
-        }
+        return optimizers_from_factories(
+            self.parameters(), self.optimizer_factory, self.lr_scheduler_factory, self.lr_interval
+        )

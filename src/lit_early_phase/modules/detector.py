@@ -21,7 +21,7 @@ from lit_early_phase.functional import MixMode
 from lit_early_phase.functional.detection import DetectionMixOutput, mix_detection
 from lit_early_phase.modules.detection_losses import DetectionLosses, detection_losses
 from lit_early_phase.modules.detection_models import DETECTION_MODELS, build_detector
-from lit_early_phase.modules.factories import _factory, describe_factory
+from lit_early_phase.modules.factories import _factory, describe_factory, optimizers_from_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 from lit_early_phase.modules.rng import GlobalRNGCheckpointMixin
 
@@ -256,9 +256,7 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
             mode=state.mix_mode,
             generator=self._step_generator() if k.mixes else None,
         )
-        rec = self.enlightenment_record
-        rec.alpha = k.mixup_alpha
-        rec.lambda_mean, rec.mixed_fraction = out.lam_mean, out.mixed_fraction
+        self.record_mixing(out)
         return out
 
     def detection_step(self, images: Images, targets: Targets) -> tuple[Tensor, DetectionLosses]:
@@ -328,11 +326,8 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
 
     def configure_optimizers(self) -> Any:
         """Optimizer from ``optimizer`` over the trainable parameters and, if given, a scheduler."""
-        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
-        if self.lr_scheduler_factory is None:
-            return optimizer
-        scheduler = self.lr_scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": self.lr_interval}}
+        params = [p for p in self.parameters() if p.requires_grad]  # a pretrained backbone's frozen stages stay out
+        return optimizers_from_factories(params, self.optimizer_factory, self.lr_scheduler_factory, self.lr_interval)
 
 
 __all__ = ["DETECTION_MODELS", "MAP_KEYS", "PACKAGED_WEIGHTS", "ObjectDetector", "resolve_backbone_weights"]

@@ -149,3 +149,30 @@ def _factory(spec: Any, kind: str) -> Any:
     if cls is None:
         return _NotStored(kind, str(spec.get("description", "unknown")))
     return functools.partial(cls, **spec.get("init_args", {}))
+
+
+def optimizers_from_factories(
+    params: Any, optimizer_factory: Any, lr_scheduler_factory: Any | None, interval: str
+) -> Any:
+    """What ``configure_optimizers`` returns: the optimizer, and with a scheduler factory Lightning's dict.
+
+    Args:
+        params: the parameters to optimise.
+        optimizer_factory: ``params -> Optimizer``.
+        lr_scheduler_factory: ``optimizer -> LRScheduler`` or ``None``.
+        interval: ``"epoch"`` or ``"step"`` (when the scheduler steps).
+
+    Returns:
+        The optimizer, or ``{"optimizer": ..., "lr_scheduler": {"scheduler": ..., "interval": interval}}``.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 1)
+        >>> sgd = functools.partial(torch.optim.SGD, lr=0.1)
+        >>> type(optimizers_from_factories(net.parameters(), sgd, None, "epoch")).__name__
+        'SGD'
+    """
+    optimizer = optimizer_factory(params)
+    if lr_scheduler_factory is None:
+        return optimizer
+    scheduler = lr_scheduler_factory(optimizer)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}

@@ -264,10 +264,18 @@ class EnlightenmentMixin:
             label_smoothing=state.label_smoothing,
             generator=self._step_generator() if k.mixes else None,
         )
-        rec = state.record
-        rec.alpha = k.mixup_alpha
-        rec.lambda_mean, rec.mixed_fraction = out.lam_mean, out.mixed_fraction
+        self.record_mixing(out)
         return out
+
+    def record_mixing(self, out: Any) -> None:
+        """Record the step's α (the knobs in force) and what a mixing call applied (its mean λ, mixed share).
+
+        Args:
+            out: a mixing result with ``lam_mean`` and ``mixed_fraction`` (classification or detection Mixup).
+        """
+        rec = self.enlightenment_state.record
+        rec.alpha = self.enlightenment_state.knobs.mixup_alpha
+        rec.lambda_mean, rec.mixed_fraction = out.lam_mean, out.mixed_fraction
 
     def reduce_losses(self, losses: Tensor, weights: Tensor | None = None) -> DropOutput:
         """Average per-sample losses, removing the highest ones if the knobs say so, and record the share.
