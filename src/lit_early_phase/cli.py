@@ -69,6 +69,24 @@ class EnlightenmentCLI(LightningCLI):
                 "data", f"model.init_args.{name}", compute_fn=self._from_data(name), apply_on="instantiate"
             )
 
+    def instantiate_classes(self) -> None:
+        """Instantiate as LightningCLI does, then drop the links the model's constructor does not take.
+
+        jsonargparse applies a link to a model without the argument as a no-op, but Lightning still records the
+        linked value in the model's ``hparams`` (``CausalLMFineTune`` would get ``num_classes: None``), and a
+        later ``--ckpt_path`` run re-parses those hparams and fails on the unknown argument.
+        """
+        super().instantiate_classes()
+        model = getattr(self, "model", None)
+        if model is None:
+            return
+        accepted = inspect.signature(type(model)).parameters
+        for name in LINKED_FROM_DATA:
+            if name not in accepted:
+                for hparams in (getattr(model, "_hparams", None), getattr(model, "_hparams_initial", None)):
+                    if hparams is not None:
+                        hparams.pop(name, None)
+
     def _configured(self, name: str) -> Any:
         """The model's ``name`` as parsed (the recipe's or command line's value, else the constructor default)."""
         config = self.config.get(self.subcommand) if self.subcommand else self.config

@@ -132,6 +132,7 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
             argument, a Faster R-CNN argument given to another model, or a backbone file that does not fit.
 
     Example:
+        >>> import torch
         >>> model = ObjectDetector("fasterrcnn_mobilenet_v3_large_fpn", num_classes=2, min_size=64, max_size=64,
         ...                        mixup_alpha=0.5)
         >>> images = [torch.rand(3, 64, 64), torch.rand(3, 48, 64)]
