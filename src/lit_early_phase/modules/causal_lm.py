@@ -64,7 +64,7 @@ from lit_early_phase.hf import (
 )
 
 # the class-path dicts of optimizer / scheduler factories have one home, beside ImageClassifier
-from lit_early_phase.modules.factories import _factory, _NotStored, describe_factory
+from lit_early_phase.modules.factories import _NotStored, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 
 
@@ -218,12 +218,8 @@ class CausalLMFineTune(FineTuneSavingMixin, EnlightenmentMixin, L.LightningModul
         model = os.fspath(model) if isinstance(model, os.PathLike) else model
         tokenizer = os.fspath(tokenizer) if isinstance(tokenizer, os.PathLike) else tokenizer
         save_dir = os.fspath(save_dir) if isinstance(save_dir, os.PathLike) else save_dir
-        # and the factories as plain class-path dicts, never as classes or code (as ImageClassifier stores them;
-        # under LightningCLI `save_hyperparameters` stores the CLI's own config, which has the same form)
-        optimizer_factory = _factory(optimizer, "optimizer")
-        lr_scheduler_factory = _factory(lr_scheduler, "lr_scheduler")
-        optimizer = describe_factory(optimizer, "optimizer")  # type: ignore[assignment]
-        lr_scheduler = describe_factory(lr_scheduler, "lr_scheduler")  # type: ignore[assignment]
+        # and the factories as plain class-path dicts, never as classes or code (as ImageClassifier stores them)
+        optimizer_factory, lr_scheduler_factory, optimizer, lr_scheduler = split_factories(optimizer, lr_scheduler)  # type: ignore[assignment]
         is_obj = not isinstance(model, str)
         ignore = [
             n for n, v in (("model", model), ("tokenizer", tokenizer)) if v is not None and not isinstance(v, str)

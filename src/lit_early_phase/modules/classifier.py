@@ -17,7 +17,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lit_early_phase._validation import check_choice
 from lit_early_phase.functional import MixMode
-from lit_early_phase.modules.factories import _factory, describe_factory, optimizers_from_factories
+from lit_early_phase.modules.factories import optimizers_from_factories, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 from lit_early_phase.modules.rng import RNG_KEY, GlobalRNGCheckpointMixin  # noqa: F401  (RNG_KEY: old import path)
 
@@ -218,15 +218,9 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
         lr_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__()
-        optimizer_factory, lr_scheduler_factory = (
-            _factory(optimizer, "optimizer"),
-            _factory(lr_scheduler, "lr_scheduler"),
-        )
         # `save_hyperparameters` reads the arguments from this frame: store the factories as plain class-path
-        # dicts (never as classes or code), so a checkpoint loads with `weights_only=True`. Under LightningCLI it
-        # stores the CLI's own plain config instead, which has the same form.
-        optimizer = describe_factory(optimizer, "optimizer")  # type: ignore[assignment]
-        lr_scheduler = describe_factory(lr_scheduler, "lr_scheduler")  # type: ignore[assignment]
+        # dicts (never as classes or code), so a checkpoint loads with `weights_only=True`.
+        optimizer_factory, lr_scheduler_factory, optimizer, lr_scheduler = split_factories(optimizer, lr_scheduler)  # type: ignore[assignment]
         self.save_hyperparameters(ignore=["backbone"] if isinstance(backbone, nn.Module) else None)
         self.configure_enlightenment(
             num_classes=num_classes,

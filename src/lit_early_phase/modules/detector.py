@@ -21,7 +21,7 @@ from lit_early_phase.functional import MixMode
 from lit_early_phase.functional.detection import DetectionMixOutput, mix_detection
 from lit_early_phase.modules.detection_losses import DetectionLosses, detection_losses
 from lit_early_phase.modules.detection_models import DETECTION_MODELS, build_detector
-from lit_early_phase.modules.factories import _factory, describe_factory, optimizers_from_factories
+from lit_early_phase.modules.factories import optimizers_from_factories, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 from lit_early_phase.modules.rng import GlobalRNGCheckpointMixin
 
@@ -166,13 +166,8 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
         lr_interval: Literal["epoch", "step"] = "epoch",
     ) -> None:
         super().__init__()
-        optimizer_factory, lr_scheduler_factory = (
-            _factory(optimizer, "optimizer"),
-            _factory(lr_scheduler, "lr_scheduler"),
-        )
         # plain class-path dicts in hparams, so checkpoints load with `weights_only=True` (as ImageClassifier)
-        optimizer = describe_factory(optimizer, "optimizer")  # type: ignore[assignment]
-        lr_scheduler = describe_factory(lr_scheduler, "lr_scheduler")  # type: ignore[assignment]
+        optimizer_factory, lr_scheduler_factory, optimizer, lr_scheduler = split_factories(optimizer, lr_scheduler)  # type: ignore[assignment]
         self.save_hyperparameters()
         check_choice("lr_interval", lr_interval, ("epoch", "step"), hint="When the scheduler steps.")
         self.configure_enlightenment(

@@ -151,6 +151,34 @@ def _factory(spec: Any, kind: str) -> Any:
     return functools.partial(cls, **spec.get("init_args", {}))
 
 
+def split_factories(optimizer: Any, lr_scheduler: Any) -> tuple[Any, Any, dict | None, dict | None]:
+    """The callables behind a module's ``optimizer`` / ``lr_scheduler`` arguments and their plain forms.
+
+    A module keeps the callables and rebinds its arguments to the plain class-path dicts before
+    ``save_hyperparameters`` (which reads the constructor's frame), so its checkpoints load with
+    ``torch.load(weights_only=True)``; under LightningCLI ``save_hyperparameters`` stores the CLI's own config,
+    which has the same form.
+
+    Args:
+        optimizer: an optimizer factory in any accepted form (class, partial, class-path dict, callable).
+        lr_scheduler: a scheduler factory in the same forms, or ``None``.
+
+    Returns:
+        ``(optimizer_factory, lr_scheduler_factory, optimizer_plain, lr_scheduler_plain)``.
+
+    Example:
+        >>> opt, sched, plain, none = split_factories(functools.partial(torch.optim.SGD, lr=0.1), None)
+        >>> plain, sched, none
+        ({'class_path': 'torch.optim.SGD', 'init_args': {'lr': 0.1}}, None, None)
+    """
+    return (
+        _factory(optimizer, "optimizer"),
+        _factory(lr_scheduler, "lr_scheduler"),
+        describe_factory(optimizer, "optimizer"),
+        describe_factory(lr_scheduler, "lr_scheduler"),
+    )
+
+
 def optimizers_from_factories(
     params: Any, optimizer_factory: Any, lr_scheduler_factory: Any | None, interval: str
 ) -> Any:
