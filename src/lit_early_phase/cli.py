@@ -87,10 +87,15 @@ class EnlightenmentCLI(LightningCLI):
                     if hparams is not None:
                         hparams.pop(name, None)
 
+    def _model_config(self) -> Any:
+        """The parsed ``model`` section (``class_path``, ``init_args``) of this run's subcommand."""
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        return None if config is None else config.model
+
     def _configured(self, name: str) -> Any:
         """The model's ``name`` as parsed (the recipe's or command line's value, else the constructor default)."""
-        config = self.config.get(self.subcommand) if self.subcommand else self.config
-        return config.model.init_args.get(name) if config is not None else None
+        model = self._model_config()
+        return None if model is None else model.init_args.get(name)
 
     def _from_data(self, name: str) -> Any:
         """The link's ``compute_fn``: the data module's ``name`` where it has one, else the configured value.
@@ -105,7 +110,7 @@ class EnlightenmentCLI(LightningCLI):
             if value is None:
                 return configured
             if configured is not None and configured != value:
-                default = _constructor_default(self.config, self.subcommand, name)
+                default = _constructor_default(self._model_config().class_path, name)
                 if configured != default:
                     log.warning(
                         "model.%s=%r replaced by %s.%s=%r (linked from the data module; leave it out of the recipe)",
@@ -120,11 +125,10 @@ class EnlightenmentCLI(LightningCLI):
         return compute
 
 
-def _constructor_default(config: Any, subcommand: str | None, name: str) -> Any:
-    """Default of ``name`` in the constructor of the configured model class (``None`` if it has none)."""
-    cfg = config.get(subcommand) if subcommand else config
+def _constructor_default(class_path: str, name: str) -> Any:
+    """Default of ``name`` in the constructor of the class at ``class_path`` (``None`` if it has none)."""
     try:
-        module, _, attr = cfg.model.class_path.rpartition(".")
+        module, _, attr = class_path.rpartition(".")
         parameter = inspect.signature(getattr(importlib.import_module(module), attr)).parameters.get(name)
     except (AttributeError, ImportError, TypeError, ValueError):
         return None
