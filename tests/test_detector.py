@@ -166,3 +166,15 @@ def test_a_fit_on_the_tree_tiles_improves_map_50_over_the_untrained_model(tmp_pa
     trainer.fit(model, dm)
     after = trainer.validate(model, dm, verbose=False)[0]["val/map_50"]
     assert after > before + 0.03, (before, after)
+
+
+def test_predict_returns_torchvisions_detections_per_image(tmp_path):
+    model = ObjectDetector(**SMALL)
+    dm = _data()
+    dm.setup("fit")
+    trainer = L.Trainer(**trainer_kwargs(tmp_path))
+    (batch,) = trainer.predict(model, dm.val_dataloader())
+    assert len(batch) == 2  # OSBS_029 and SOAP_061
+    for detections in batch:
+        assert set(detections) == {"boxes", "labels", "scores"}
+        assert detections["boxes"].shape[1:] == (4,) and len(detections["scores"]) == len(detections["labels"])
