@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import _common as C  # the benchmark scripts are files, not a package
 import demo
 import detection_curve
+import detection_effect
 import detection_overhead
 import effect
 import overhead
@@ -23,6 +24,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 SCRIPTS = {
     "demo": demo,
     "detection_curve": detection_curve,
+    "detection_effect": detection_effect,
     "detection_overhead": detection_overhead,
     "effect": effect,
     "overhead": overhead,

@@ -34,6 +34,18 @@ def test_detection_curve_quick_records_the_monitor_at_every_step(tmp_path):
     assert run["step_s_mean"] > 0
 
 
+def test_detection_effect_quick_pairs_the_three_arms_by_seed(tmp_path):
+    result = _quick("detection_effect.py", tmp_path / "effect")
+    runs = {r["arm"]: r for r in result["runs"]}
+    assert set(runs) == {"always_mixup", "mixup_pause", "no_mixup"}
+    assert runs["mixup_pause"]["boundary_step"] is not None and runs["always_mixup"]["boundary_step"] is None
+    assert all(len(r["val_map_50"]) == 2 for r in runs.values())  # validated after each of the 2 epochs
+    d = result["summary"]["paired"]["mixup_pause-always_mixup"]
+    final = {a: r["val_map_50"][-1][1] for a, r in runs.items()}
+    assert d["mean_diff"] == pytest.approx(final["mixup_pause"] - final["always_mixup"])
+    assert [r["config_id"] for r in result["runs"]] == [result["runs"][0]["config_id"]] * 3
+
+
 @pytest.mark.parametrize("model", ["fasterrcnn_mobilenet_v3_large_fpn"])
 def test_detection_overhead_quick_writes_a_positive_ratio(tmp_path, model):
     result = _quick("detection_overhead.py", tmp_path / "overhead")
