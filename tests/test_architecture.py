@@ -1,7 +1,8 @@
 """The layers' import rules (docs/architecture.md), read from the source so that a new import breaks a test.
 
-callbacks -> strategies -> core (knobs.py) <- modules <- functional; datamodules import no module; functional
-imports no Lightning; nothing under src/ grows past ~500 lines.
+callbacks -> strategies -> core (knobs.py) <- modules <- functional; callbacks -> reporting (figure, loggers,
+W&B), which imports none of the package's layers; datamodules import no module; functional imports no Lightning;
+nothing under src/ grows past ~500 lines.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
         ("strategies", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.datamodules")),
         ("callbacks", ("lit_early_phase.modules", "lit_early_phase.datamodules")),
         ("datamodules", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.strategies")),
+        ("reporting", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
+                       "lit_early_phase.strategies", "lit_early_phase.cli")),
         ("hf", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
                 "lit_early_phase.strategies")),
     ],

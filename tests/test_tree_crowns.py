@@ -25,7 +25,7 @@ def dm():
 
 
 def test_default_counts(dm):
-    assert len(dm.train_set) == 61 and dm.num_classes == 2 and dm.overlap_px == 40
+    assert len(dm.train_set) == 61 and dm.num_classes == 2 and dm.classes == ["Tree"] and dm.overlap_px == 40
     assert sum(len(t["boxes"]) for t in dm.train_set.targets) == 1247
     assert dm.dropped_boxes == 212
     assert len(dm.val_set) == 2 and [len(t["boxes"]) for t in dm.val_set.targets] == [61, 37]
@@ -98,9 +98,9 @@ def test_dropped_remnants_are_logged(caplog):
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match=r"only SOAP_061 .* labels its crowns Alive/Dead"):
-        TreeCrownDataModule(classes="alive_dead")
-    with pytest.raises(ValueError, match="`classes` must be 'tree'"):
-        TreeCrownDataModule(classes="oak")
+        TreeCrownDataModule(label_set="alive_dead")
+    with pytest.raises(ValueError, match="`label_set` must be 'tree'"):
+        TreeCrownDataModule(label_set="oak")
     with pytest.raises(ValueError, match=r"`overlap` must be a share of tile_size in \[0, 1\) or an int .* 400\)"):
         TreeCrownDataModule(overlap=400)
     with pytest.raises(ValueError, match="min_visible"):

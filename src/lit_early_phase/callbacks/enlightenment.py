@@ -16,15 +16,19 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from typing_extensions import override
 
 from lit_early_phase._validation import check_choice, check_int, check_number
+from lit_early_phase.callbacks import messages
 from lit_early_phase.callbacks.applied_logging import RUNNING_ACC, log_applied, log_boundary
 from lit_early_phase.callbacks.duration import Duration
+from lit_early_phase.callbacks.report import PeriodReport
 from lit_early_phase.callbacks.running_accuracy import RunningAccuracy
 from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies import Strategy, StrategyName, resolve_strategy
+
+DURATIONS = ("duration", "min_duration", "max_duration")
 
 
 class EnlightenmentCallback(Callback):
@@ -52,11 +56,12 @@ class EnlightenmentCallback(Callback):
     overwrite its state. One ``EnlightenmentCallback`` per Trainer: a second one is refused in ``setup`` (both
     would turn the same knobs and log the same keys).
 
-    Logged to every logger on the steps the Trainer writes (``log_every_n_steps``): ``enlightenment/phase``
-    (1 inside the period, 0 after), ``enlightenment/alpha``, ``enlightenment/lambda_mean``,
-    ``enlightenment/mixed_fraction``, ``enlightenment/removed_fraction`` (what the module applied); at checks
-    ``enlightenment/monitor``; once, ``enlightenment/boundary_step`` and ``enlightenment/boundary_epoch``. The end
-    is announced in one rank-zero line with its reason, and summarised again at the end of ``fit``.
+    Logged to every logger on the steps the Trainer writes: ``enlightenment/phase`` (1 inside the period),
+    ``alpha``, ``lambda_mean``, ``mixed_fraction``, ``removed_fraction`` (what the module applied), at checks
+    ``monitor``, once ``boundary_step`` / ``boundary_epoch``. The progress bar shows ``phase=enlightenment``, then
+    ``phase=after <step>``. At the end of ``fit`` (with a logger) the boundary figure (:meth:`figure`) is saved
+    as ``enlightenment_period.png`` in the run's log folder and sent to every logger that takes images; a
+    ``WandbLogger`` run also gets the metric definitions, :meth:`config` and :meth:`summary` (docs/logging.md).
 
     Args:
         strategy: a :class:`~lit_early_phase.strategies.Strategy` or ``"auto"`` (Mixup Pause if the module
@@ -75,6 +80,7 @@ class EnlightenmentCallback(Callback):
         max_duration: the period lasts at most this long (default ``"0.2dur"``: a fifth of the run);
             ``None`` for no guard.
         verbose: announce the boundary and a summary at the end of ``fit`` (rank zero).
+        figure: save and log the boundary figure at the end of ``fit`` (when the Trainer has a logger).
 
     Raises:
         ValueError: for an unknown strategy, a threshold out of range, bad window/check/duration arguments;
@@ -105,6 +111,7 @@ class EnlightenmentCallback(Callback):
         min_duration: int | float | str | None = None,
         max_duration: int | float | str | None = "0.2dur",
         verbose: bool = True,
+        figure: bool = True,
     ) -> None:
         super().__init__()
         if not isinstance(strategy, Strategy):
@@ -133,6 +140,8 @@ class EnlightenmentCallback(Callback):
         self.min_duration = None if min_duration is None else Duration.parse(min_duration, name="min_duration")
         self.max_duration = None if max_duration is None else Duration.parse(max_duration, name="max_duration")
         self.verbose = verbose
+        #: history, progress bar, W&B run and figure (what the user sees; no decision is made there)
+        self.report = PeriodReport(figure=figure)
 
         self.strategy: Strategy | None = strategy if isinstance(strategy, Strategy) else None
         # latched state (saved in checkpoints)
@@ -140,6 +149,7 @@ class EnlightenmentCallback(Callback):
         self.boundary_step: int | None = None
         self.boundary_epoch: int | None = None
         self.reason = ""
+        self.ended_by: str | None = None  # "monitor", "max_duration" or "duration"
         self.last_value: float | None = None
         self.num_checks = 0
         self._window = RunningAccuracy(window)
@@ -151,12 +161,11 @@ class EnlightenmentCallback(Callback):
         self._warned_nonfinite = False
 
     def __repr__(self) -> str:
-        shown = {"strategy": self.strategy_arg, "monitor": self.monitor, "threshold": self.threshold}
-        for name in ("duration", "min_duration", "max_duration"):
-            d = getattr(self, name)
-            shown[name] = None if d is None else d.spec
-        args = ", ".join(f"{k}={v!r}" for k, v in shown.items())
-        return f"{type(self).__name__}({args})"
+        shown = {"strategy": self.strategy_arg, "monitor": self.monitor, "threshold": self.threshold, **self._specs()}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+    def _specs(self) -> dict[str, str | None]:
+        return {n: None if getattr(self, n) is None else getattr(self, n).spec for n in DURATIONS}
 
     # ----------------------------------------------------------------------------------------------------------
     @property
@@ -174,6 +183,27 @@ class EnlightenmentCallback(Callback):
     def monitor_name(self) -> str:
         """The metric checked: the running accuracy's key or the user's metric."""
         return self.monitor or RUNNING_ACC
+
+    def config(self) -> dict[str, Any]:
+        """The arguments and the resolved strategy with its parameters (the W&B run config's ``enlightenment``)."""
+        arg = self.strategy_arg if isinstance(self.strategy_arg, str) else type(self.strategy_arg).__name__
+        resolved = None if self.strategy is None else self.strategy.state_dict()
+        kept = ("monitor_name", "threshold", "mode", "chance_adjusted", "num_classes", "window", "check_every_n_steps")
+        return {"strategy": arg, "resolved_strategy": resolved, **{k: getattr(self, k) for k in kept}, **self._specs()}
+
+    def summary(self, trainer: L.Trainer) -> dict[str, Any]:
+        """Where the period ended, why, the monitor there, the strategy and the share of the run it took."""
+        return self.report.summary(self, trainer.global_step)
+
+    def figure(self) -> Any:
+        """The boundary figure of the run so far (matplotlib ``Figure``; saved at the end of ``fit`` anyway).
+
+        Example:
+            >>> fig = EnlightenmentCallback().figure()  # empty before a fit
+            >>> fig.axes[0].get_xlabel() in ("", "step")
+            True
+        """
+        return self.report.figure(self)
 
     # ----------------------------------------------------------------------------------------------------------
     # the pure decision
@@ -239,56 +269,38 @@ class EnlightenmentCallback(Callback):
             return
         others = [c for c in trainer.callbacks if isinstance(c, EnlightenmentCallback) and c is not self]
         if others:
-            listed = " and ".join(repr(c) for c in [self, *others])
-            raise ValueError(
-                f"The Trainer has {1 + len(others)} EnlightenmentCallbacks: {listed}. They would turn the same "
-                f"knobs of {type(pl_module).__name__} (the first to end its period puts the configured knobs back, "
-                f"undoing the other's strategy) and log the same `enlightenment/*` keys. Keep one "
-                f"EnlightenmentCallback per Trainer: pick one strategy (remove the other callback from "
-                f"`callbacks`, or the extra `--trainer.callbacks+=` on the command line)."
-            )
+            raise messages.second_callback([self, *others], type(pl_module).__name__)
         self.strategy = resolve_strategy(self.strategy_arg, pl_module)
         self.strategy.check(pl_module)
+        self.report.attach_progress_bar(trainer)
         k = self.num_classes or getattr(pl_module, "enlightenment_num_classes", None)
         if self.chance_adjusted and k is None:
-            raise ValueError(
-                "`chance_adjusted=True` needs the number of classes: pass `num_classes=` to "
-                f"EnlightenmentCallback; {type(pl_module).__name__} has no `num_classes`."
-            )
+            raise messages.chance_needs_classes(type(pl_module).__name__)
         self._chance = None if k is None else 1.0 / k
         at_chance = self._chance is not None and self.threshold <= self._chance
         if at_chance and not self.chance_adjusted and self.mode == "max" and self.monitor is None and not self.duration:
-            rank_zero_warn(
-                f"EnlightenmentCallback: threshold {self.threshold} is at or below chance (1/{k} = "
-                f"{self._chance:.3f}) for {k} classes, so the period may end at once. Set "
-                f"`chance_adjusted=True` (compares (acc - 1/K)/(1 - 1/K)) or a higher threshold."
-            )
+            messages.warn_threshold_at_chance(self.threshold, k)  # type: ignore[arg-type]
 
     @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Leave validate/test/predict: checkpoints load into the callback again."""
+        """Leave validate/test/predict: checkpoints load into the callback again; the progress bar is the bar's."""
         self._outside_fit = False
+        self.report.detach_progress_bar()
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Put the phase in force (after a resume too) and learn the run's length for fractional durations."""
         assert self.strategy is not None  # set in setup
         self._total_steps = float(trainer.estimated_stepping_batches)
-        for name, d in (
-            ("duration", self.duration),
-            ("min_duration", self.min_duration),
-            ("max_duration", self.max_duration),
-        ):
+        for name, d in ((n, getattr(self, n)) for n in DURATIONS):
             if d is not None and d.unit == "dur" and not math.isfinite(self._total_steps):
                 if name == "max_duration" and self.max_duration is not None and self.max_duration.spec == "0.2dur":
-                    rank_zero_warn(
-                        "EnlightenmentCallback: the run has no known length; the default "
-                        "max_duration guard ('0.2dur') is off. Set `max_duration` in epochs or steps."
-                    )
+                    messages.warn_guard_off()
                     self.max_duration = None
                 else:
                     d.end_step(total_steps=self._total_steps)  # raises a clear error
         self._apply_phase(pl_module)
+        self.report.start(trainer, self.config())
 
     @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -301,6 +313,7 @@ class EnlightenmentCallback(Callback):
 
     def _apply_phase(self, pl_module: L.LightningModule) -> None:
         assert self.strategy is not None  # set in setup
+        self.report.set_phase(in_period=self.in_period, boundary_step=self.boundary_step)
         if self.in_period:
             self.strategy.enter(pl_module)  # type: ignore[arg-type]
         else:
@@ -338,7 +351,7 @@ class EnlightenmentCallback(Callback):
                 if value is not None:  # the check synced with the device already: read the count too
                     self._warn_nonfinite(trainer)
             self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
-        log_applied(trainer, rec, in_period=applied_in_period, monitor=monitor)
+        self.report.record_step(trainer, log_applied(trainer, rec, in_period=applied_in_period, monitor=monitor))
 
     @staticmethod
     def _module(pl_module: L.LightningModule) -> Enlightenable:
@@ -350,6 +363,7 @@ class EnlightenmentCallback(Callback):
         """Check a user monitor produced by validation (inside ``fit`` only, never in ``trainer.validate``)."""
         if not self._fitting(trainer) or trainer.sanity_checking:
             return
+        self.report.record_validation(trainer, self.monitor)
         if not self.in_period or self.monitor is None or self.duration is not None:
             return
         self._maybe_end(
@@ -369,23 +383,12 @@ class EnlightenmentCallback(Callback):
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """One summary line: where the period ended and the final metrics."""
+        """The W&B summary, the boundary figure and one summary line: where the period ended, the final metrics."""
         self._warn_nonfinite(trainer)
-        if not self.verbose:
-            return
-        finals = {
-            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") or k == "train/acc_epoch"
-        }
-        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(finals.items()))
-        if self.in_period:
-            rank_zero_info(
-                f"Enlightenment period: still running at the end of fit (step {trainer.global_step}). Final: {shown}"
-            )
-        else:
-            rank_zero_info(
-                f"Enlightenment period: ended at step {self.boundary_step} (epoch {self.boundary_epoch}); "
-                f"{self.reason}. Final: {shown}"
-            )
+        self.report.summarise(trainer, self.summary(trainer))
+        self.report.save_figure(trainer, self)
+        if self.verbose:
+            self.report.final_line(trainer, self)
 
     # ----------------------------------------------------------------------------------------------------------
     def _warn_nonfinite(self, trainer: L.Trainer) -> None:
@@ -396,14 +399,7 @@ class EnlightenmentCallback(Callback):
         if count == 0:
             return
         self._warned_nonfinite = True
-        rank_zero_warn(
-            f"EnlightenmentCallback: {count} per-sample training loss(es) were NaN or inf by step "
-            f"{trainer.global_step}. While High-Loss Removal is in force they are removed first (counted in "
-            f"`enlightenment/removed_fraction`, the loss stays finite); with removal off they make the loss NaN/inf "
-            f"as in plain training. Look for non-finite inputs or overflowing logits (e.g. fp16), and consider "
-            f"`Trainer(detect_anomaly=True)` to find where they start.",
-            category=UserWarning,
-        )
+        messages.warn_nonfinite(count, trainer.global_step)
 
     def _step_monitor_value(self, trainer: L.Trainer) -> float | None:
         if self.monitor is not None:
@@ -435,6 +431,7 @@ class EnlightenmentCallback(Callback):
     ) -> None:
         if value is not None:
             self.num_checks += 1
+            self.report.record_check(trainer, self.adjust(value))
         cause, reason = self._decide(value=value, step=trainer.global_step, epochs_done=epochs_done)
         if cause is None:
             return
@@ -442,22 +439,18 @@ class EnlightenmentCallback(Callback):
         self.in_period = False
         self.boundary_step = trainer.global_step
         self.boundary_epoch = trainer.current_epoch
-        self.reason = reason
+        self.reason, self.ended_by = reason, cause
         self._window.clear()
-        self.strategy.exit(pl_module)  # type: ignore[arg-type]
+        self._apply_phase(pl_module)
         log_boundary(trainer, step=self.boundary_step, epoch=self.boundary_epoch)
+        self.report.summarise(trainer, self.summary(trainer))
         if self.verbose:
             rank_zero_info(
                 f"Enlightenment period ended at step {self.boundary_step} (epoch {self.boundary_epoch}): "
                 f"{reason}. {type(self.strategy).__name__} switched to the configured settings."
             )
         if cause == "monitor" and self.num_checks == 1:
-            rank_zero_warn(
-                f"EnlightenmentCallback: {self.monitor_name} was already past the threshold at the first check "
-                f"(step {self.boundary_step}), so the enlightenment period was practically empty (a pretrained "
-                f"model?). Consider a fixed short `duration` (e.g. '0.02dur' or '200st') instead of the metric.",
-                category=UserWarning,
-            )
+            messages.warn_empty_period(self.monitor_name, self.boundary_step)
 
     # ----------------------------------------------------------------------------------------------------------
     @override
@@ -468,10 +461,12 @@ class EnlightenmentCallback(Callback):
             "boundary_step": self.boundary_step,
             "boundary_epoch": self.boundary_epoch,
             "reason": self.reason,
+            "ended_by": self.ended_by,
             "last_value": self.last_value,
             "num_checks": self.num_checks,
             "window": self._window.state_dict(),
             "strategy": None if self.strategy is None else self.strategy.state_dict(),
+            "report": self.report.state_dict(),
         }
 
     @override
@@ -487,6 +482,9 @@ class EnlightenmentCallback(Callback):
         self.boundary_step = state_dict.get("boundary_step")
         self.boundary_epoch = state_dict.get("boundary_epoch")
         self.reason = state_dict.get("reason", "")
+        self.ended_by = state_dict.get("ended_by")
+        self.report.load_state_dict(state_dict.get("report", {}))
+        self.report.set_phase(in_period=self.in_period, boundary_step=self.boundary_step)
         self.last_value = state_dict.get("last_value")
         self.num_checks = state_dict.get("num_checks", 0)
         self._window.load_state_dict(state_dict.get("window", []))

@@ -94,8 +94,9 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         overlap: least overlap of neighbouring tiles: a share of ``tile_size`` in ``[0, 1)`` or pixels (int).
         min_visible: least share of a crown's area a tile must show for the clipped box to be kept.
         min_side: least width and height, in pixels, of a kept clipped box.
-        classes: ``"tree"``: one class, every box label 1 (``num_classes`` 2). ``"alive_dead"`` is refused: only
-            SOAP_061, a validation image, labels crowns Alive/Dead; the training mosaics say "Tree" for all.
+        label_set: ``"tree"``: one class, every box label 1 (``classes == ["Tree"]``, ``num_classes`` 2).
+            ``"alive_dead"`` is refused: only SOAP_061, a validation image, labels crowns Alive/Dead; the training
+            mosaics say "Tree" for all.
         augment: random flips of training tiles.
         box_tolerance: pixels an annotated box may overhang its image and be clipped.
         num_workers: DataLoader workers.
@@ -127,7 +128,7 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         overlap: int | float = 0.1,
         min_visible: float = 0.5,
         min_side: float = 2.0,
-        classes: str = "tree",
+        label_set: str = "tree",
         augment: bool = True,
         box_tolerance: float = BOX_TOLERANCE,
         num_workers: int = 0,
@@ -145,20 +146,20 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         check_loader_args(
             num_workers=num_workers, persistent_workers=persistent_workers, pin_memory=pin_memory, seed=seed
         )
-        if classes == "alive_dead":
+        if label_set == "alive_dead":
             raise ValueError(
-                "`classes='alive_dead'` is not available: only SOAP_061 (a validation image) labels its crowns "
+                "`label_set='alive_dead'` is not available: only SOAP_061 (a validation image) labels its crowns "
                 "Alive/Dead, the training mosaics label every crown 'Tree', so no training box would carry those "
-                "classes. Use classes='tree', or VOCDetectionDataModule(..., classes=['Alive', 'Dead']) on images "
+                "classes. Use label_set='tree', or VOCDetectionDataModule(..., classes=['Alive', 'Dead']) on images "
                 "labelled that way."
             )
-        if classes != "tree":
-            raise ValueError(f"`classes` must be 'tree', got {classes!r}.")
+        if label_set != "tree":
+            raise ValueError(f"`label_set` must be 'tree', got {label_set!r}.")
         self.data_dir = Path(data_dir) if data_dir is not None else deepforest_data_dir()
         if not self.data_dir.is_dir():
             raise FileNotFoundError(f"`data_dir` {str(data_dir)!r} is not a folder.")
         self.batch_size, self.tile_size, self.overlap = batch_size, tile_size, overlap
-        self.min_visible, self.min_side, self.classes = float(min_visible), float(min_side), classes
+        self.min_visible, self.min_side, self.label_set = float(min_visible), float(min_side), label_set
         self.augment, self.box_tolerance = augment, float(box_tolerance)
         self.num_workers, self.persistent_workers, self.pin_memory = num_workers, persistent_workers, pin_memory
         self.seed = seed
@@ -171,14 +172,14 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         self.save_hyperparameters()
 
     @property
-    def class_names(self) -> list[str]:
-        """Foreground class names; label ``i + 1`` is ``class_names[i]``."""
+    def classes(self) -> list[str]:
+        """Foreground class names; label ``i + 1`` is ``classes[i]`` (as ``DetectionDataModule.classes``)."""
         return ["Tree"]
 
     @property
     def num_classes(self) -> int:
         """Foreground classes + 1 (the background): torchvision's ``num_classes``."""
-        return len(self.class_names) + 1
+        return len(self.classes) + 1
 
     def setup(self, stage: str | None = None) -> None:
         """Decode and tile the training mosaics, read the validation images (once)."""

@@ -1,0 +1,1 @@
+"""Reporting: the boundary figure, what goes to each kind of logger, and W&B runs."""
