@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
@@ -41,7 +42,8 @@ EPILOG = (
     "`lit-early-phase fit --trainer.callbacks.help EnlightenmentCallback`. Example: `lit-early-phase fit "
     "--model ImageClassifier --model.backbone test_resnet --data MNIST5kDataModule "
     "--trainer.max_epochs 2 --trainer.callbacks+=EnlightenmentCallback --trainer.callbacks.duration 1` "
-    "(the model's num_classes and in_chans come from the data module)."
+    "(the model's num_classes and in_chans come from the data module). A W&B workspace for the runs: "
+    "`lit-early-phase dashboard --entity E --project P` (`--print` writes its JSON)."
 )
 
 
@@ -170,11 +172,16 @@ def build_cli(args: list[str] | None = None, *, run: bool = True) -> Enlightenme
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console-script entry point ``lit-early-phase``.
+    """Console-script entry point ``lit-early-phase``: LightningCLI's subcommands, and ``dashboard``.
 
     Args:
         args: command-line arguments (``None`` reads ``sys.argv``).
     """
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["dashboard"]:
+        from lit_early_phase import dashboard
+
+        sys.exit(dashboard.main(argv[1:]))
     build_cli(args)
 
 
