@@ -272,7 +272,10 @@ def test_chance_adjusted_without_classes_is_refused_before_training(tmp_path):
     model.configure_enlightenment(num_classes=None)  # e.g. a language model: no classes, no chance level
     cb = EnlightenmentCallback(strategy="high_loss_removal", chance_adjusted=True)
     trainer = L.Trainer(callbacks=[cb], max_epochs=1, **trainer_kwargs(tmp_path))
-    with pytest.raises(ValueError, match=r"chance_adjusted=True` needs the number of classes.*num_classes="):
+    with pytest.raises(
+        ValueError,
+        match=r"chance_adjusted=True` needs a chance level: ScriptedModule has no `num_classes`.*num_classes=",
+    ):
         trainer.fit(model, random_loader(n=80))
     assert trainer.global_step == 0
 

@@ -2,6 +2,7 @@
 callback, exact resume with weights-only checkpoints, ddp_spawn, bf16-mixed, and a real fit that learns."""
 
 import json
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -80,10 +81,23 @@ def test_the_default_callback_watches_the_box_classifiers_foreground_accuracy(tm
 
     cb = EnlightenmentCallback(max_duration=None)  # the defaults, but the 0.2dur guard would end a 10-step run at 2
     trainer = L.Trainer(max_steps=10, callbacks=[cb, Counts()], **trainer_kwargs(tmp_path))
-    trainer.fit(model, _data())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(model, _data())
+    # 0.5 is not "at chance" for the foreground accuracy (it starts near 0): no warning says so
+    assert not [w for w in caught if "below chance" in str(w.message)]
     assert type(cb.strategy).__name__ == "HighLossRemoval"  # the detector does not mix: "auto" removes
     assert cb.num_checks == 1 and all(t > 0 for _, t in counts)  # sampled foreground proposals every step
     assert cb.last_value == pytest.approx(sum(c for c, _ in counts) / sum(t for _, t in counts))
+
+
+def test_chance_adjusted_has_no_chance_level_on_a_detector(tmp_path):
+    trainer = L.Trainer(
+        max_steps=1, callbacks=[EnlightenmentCallback(chance_adjusted=True)], **trainer_kwargs(tmp_path)
+    )
+    with pytest.raises(ValueError, match=r"needs a chance level: ObjectDetector says .* no chance level at 1/K"):
+        trainer.fit(ObjectDetector(**SMALL), _data())
+    assert trainer.global_step == 0
 
 
 def test_alpha_boost_with_cutmix_is_refused_before_training(tmp_path):

@@ -274,12 +274,14 @@ class EnlightenmentCallback(Callback):
         self.strategy.check(pl_module)
         self.report.attach_progress_bar(trainer)
         k = self.num_classes or getattr(pl_module, "enlightenment_num_classes", None)
-        if self.chance_adjusted and k is None:
-            raise messages.chance_needs_classes(type(pl_module).__name__)
         self._chance = None if k is None else 1.0 / k
+        if self.num_classes is None and hasattr(pl_module, "enlightenment_chance"):
+            self._chance = pl_module.enlightenment_chance  # a module whose running accuracy is not at 1/K at chance
+        if self.chance_adjusted and self._chance is None:
+            raise messages.chance_needs_classes(type(pl_module).__name__, has_classes=k is not None)
         at_chance = self._chance is not None and self.threshold <= self._chance
         if at_chance and not self.chance_adjusted and self.mode == "max" and self.monitor is None and not self.duration:
-            messages.warn_threshold_at_chance(self.threshold, k)  # type: ignore[arg-type]
+            messages.warn_threshold_at_chance(self.threshold, k, self._chance)  # type: ignore[arg-type]
 
     @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:

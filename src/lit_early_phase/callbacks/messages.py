@@ -19,20 +19,25 @@ def second_callback(callbacks: list[Any], module_name: str) -> ValueError:
     )
 
 
-def chance_needs_classes(module_name: str) -> ValueError:
-    """``chance_adjusted=True`` on a module without classes."""
+def chance_needs_classes(module_name: str, *, has_classes: bool = False) -> ValueError:
+    """``chance_adjusted=True`` on a module without a chance level."""
+    why = (
+        f"{module_name} says its running accuracy has no chance level at 1/K (`enlightenment_chance` is None)"
+        if has_classes
+        else f"{module_name} has no `num_classes`"
+    )
     return ValueError(
-        "`chance_adjusted=True` needs the number of classes: pass `num_classes=` to "
-        f"EnlightenmentCallback; {module_name} has no `num_classes`."
+        f"`chance_adjusted=True` needs a chance level: {why}. Pass `num_classes=` to EnlightenmentCallback to "
+        "compare against 1/num_classes, or leave chance_adjusted off and choose the threshold."
     )
 
 
-def warn_threshold_at_chance(threshold: float, k: int) -> None:
-    """The threshold is at or below chance for ``k`` classes."""
+def warn_threshold_at_chance(threshold: float, k: int, chance: float) -> None:
+    """The threshold is at or below chance (``chance``, usually ``1/k``)."""
     rank_zero_warn(
-        f"EnlightenmentCallback: threshold {threshold} is at or below chance (1/{k} = "
-        f"{1.0 / k:.3f}) for {k} classes, so the period may end at once. Set "
-        f"`chance_adjusted=True` (compares (acc - 1/K)/(1 - 1/K)) or a higher threshold."
+        f"EnlightenmentCallback: threshold {threshold} is at or below chance ({chance:.3f}) for {k} classes, so "
+        f"the period may end at once. Set `chance_adjusted=True` (compares (acc - 1/K)/(1 - 1/K)) or a higher "
+        f"threshold."
     )
 
 
