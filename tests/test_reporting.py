@@ -140,15 +140,17 @@ def test_a_resumed_run_draws_the_whole_run(tmp_path):
 
 @pytest.fixture
 def wandb_offline(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
+    wandb = pytest.importorskip("wandb")
+    # conftest defaults W&B to "disabled", and wandb reads its environment once per process: end any session an
+    # earlier test started, so this one starts offline in tmp_path
+    wandb.teardown()
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     yield tmp_path
-    import wandb
-
     wandb.finish()
+    wandb.teardown()
 
 
 def _inspect(run_dir: Path, *extra: str) -> str:
@@ -167,6 +169,7 @@ def test_an_offline_wandb_run_holds_the_summary_config_history_and_figure(tmp_pa
     logger = WandbLogger(save_dir=tmp_path, offline=True, project="lit-early-phase-test")
     trainer = _fit(tmp_path, cb, logger=logger)
     run_dir = Path(logger.experiment.dir).parent
+    assert run_dir.name.startswith("offline-run-") and run_dir.is_relative_to(tmp_path)
     expected = cb.summary(trainer)
     wandb.finish()
 
