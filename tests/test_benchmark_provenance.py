@@ -18,6 +18,7 @@ import detection_overhead
 import effect
 import overhead
 import ucr_hlr
+import vit_period
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -29,6 +30,7 @@ SCRIPTS = {
     "effect": effect,
     "overhead": overhead,
     "ucr_hlr": ucr_hlr,
+    "vit_period": vit_period,
 }
 
 

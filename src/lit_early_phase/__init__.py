@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from lit_early_phase.callbacks import Duration, EnlightenmentCallback
+from lit_early_phase.callbacks import Duration, EnlightenmentCallback, EnlightenmentDiagnostics
 from lit_early_phase.knobs import Enlightenable, Knobs, StepRecord
 from lit_early_phase.strategies import AlphaBoost, HighLossRemoval, MixupPause, Strategy
 
@@ -44,6 +44,7 @@ __all__ = [
     "Duration",
     "Enlightenable",
     "EnlightenmentCallback",
+    "EnlightenmentDiagnostics",
     "EnlightenmentMixin",
     "HighLossRemoval",
     "ImageClassifier",

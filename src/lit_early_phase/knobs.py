@@ -133,3 +133,24 @@ class Enlightenable(Protocol):
     def begin_enlightenment_step(self) -> None:
         """Start a fresh :class:`StepRecord`, so nothing of the last step is reported as applied again."""
         ...
+
+
+@runtime_checkable
+class Probeable(Protocol):
+    """What a module offers to :class:`~lit_early_phase.callbacks.EnlightenmentDiagnostics` beyond BENR.
+
+    ``probe_loss`` computes the mean training loss of a (probe) batch, mixed with the given Mixup α from the
+    given generator (α = 0: the clean batch), through the module's own forward and loss, without logging,
+    without High-Loss Removal and without touching the knobs or the step record. The diagnostics callback
+    differentiates it (gradient interference) and hooks the forward (dead activations, trajectory distance).
+    :class:`~lit_early_phase.modules.ImageClassifier` implements it.
+
+    Example:
+        >>> from lit_early_phase.modules import ImageClassifier
+        >>> isinstance(ImageClassifier("test_resnet", num_classes=10, in_chans=1), Probeable)
+        True
+    """
+
+    def probe_loss(self, batch: Any, *, mixup_alpha: float, generator: torch.Generator) -> Tensor:
+        """Mean loss of ``batch`` mixed with ``mixup_alpha`` (0: clean), differentiable."""
+        ...

@@ -1,10 +1,18 @@
-"""Pure tensor code: mixing, soft targets, per-sample losses, high-loss removal. No Lightning imports.
+"""Pure tensor code: mixing, soft targets, per-sample losses, high-loss removal, diagnostics. No Lightning imports.
 
 ``mix_params`` samples the mixing parameters, ``mixing`` applies them, ``targets`` builds the soft targets,
-``losses`` and ``tokens`` compute per-sample losses, ``removal`` keeps the lowest-loss samples.
+``losses`` and ``tokens`` compute per-sample losses, ``removal`` keeps the lowest-loss samples, ``diagnostics``
+measures the period (BENR, dead activations, mixup gradient interference, activation trajectory distance).
 """
 
 from lit_early_phase.functional.detection import DetectionMixOutput, mix_detection
+from lit_early_phase.functional.diagnostics import (
+    activation_distance,
+    benr,
+    dead_fraction,
+    flatten,
+    interference_ratio,
+)
 from lit_early_phase.functional.losses import count_correct, soft_cross_entropy
 from lit_early_phase.functional.mix_params import (
     MIX_MODES,
@@ -38,9 +46,14 @@ __all__ = [
     "MixOutput",
     "MixParams",
     "SequenceLosses",
+    "activation_distance",
     "apply_mix",
+    "benr",
     "count_correct",
+    "dead_fraction",
     "drop_highest",
+    "flatten",
+    "interference_ratio",
     "mix_batch",
     "mix_detection",
     "num_to_remove",

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_early_phase._validation import check_choice
-from lit_early_phase.functional import MixMode
+from lit_early_phase.functional import MixMode, mix_batch, soft_cross_entropy
 from lit_early_phase.modules.factories import optimizers_from_factories, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 from lit_early_phase.modules.rng import RNG_KEY, GlobalRNGCheckpointMixin  # noqa: F401  (RNG_KEY: old import path)
@@ -291,6 +291,31 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
         self.log("train/loss", step.loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
         return step.loss
+
+    def probe_loss(self, batch: tuple[Tensor, Tensor], *, mixup_alpha: float, generator: torch.Generator) -> Tensor:
+        """Mean soft cross-entropy of ``batch`` Mixup-mixed with ``mixup_alpha`` (0: clean), for diagnostics.
+
+        The module's label smoothing applies; no CutMix, no High-Loss Removal, no logging, knobs untouched (see
+        :class:`~lit_early_phase.knobs.Probeable`).
+
+        Args:
+            batch: ``(inputs, labels)``.
+            mixup_alpha: Mixup α of the probe (0: the clean batch).
+            generator: CPU generator of the mixing draws.
+
+        Returns:
+            A 0-dim loss connected to the parameters.
+        """
+        x, y = batch
+        out = mix_batch(
+            x,
+            y,
+            num_classes=self.num_classes,
+            mixup_alpha=mixup_alpha,
+            label_smoothing=self.hparams.label_smoothing,
+            generator=generator,
+        )
+        return soft_cross_entropy(self(out.inputs), out.targets).mean()
 
     def _has_training_batchnorm(self) -> bool:
         norms = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)  # timm's subclass these
