@@ -2,6 +2,8 @@
 
 callbacks -> strategies -> core (knobs.py) <- modules <- functional; callbacks -> reporting (figure, loggers,
 W&B), which imports none of the package's layers; datamodules import no module; functional imports no Lightning;
+the finder's rule is pure Python and its pilot knows no module or data module (only the ``find`` command, on top,
+reaches the CLI);
 nothing under src/ grows past ~500 lines.
 """
 
@@ -56,6 +58,9 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
         ("datamodules", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.strategies")),
         ("reporting", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
                        "lit_early_phase.strategies", "lit_early_phase.cli")),
+        ("finder/rule.py", ("lightning", "torch", "lit_early_phase.modules", "lit_early_phase.callbacks",
+                            "lit_early_phase.datamodules", "lit_early_phase.strategies")),
+        ("finder/pilot.py", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.cli")),
         ("hf", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
                 "lit_early_phase.strategies")),
     ],

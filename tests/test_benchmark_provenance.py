@@ -15,7 +15,9 @@ import demo
 import detection_curve
 import detection_effect
 import detection_overhead
+import diagnostics_overhead
 import effect
+import finder_check
 import overhead
 import ucr_hlr
 import vit_period
@@ -27,7 +29,9 @@ SCRIPTS = {
     "detection_curve": detection_curve,
     "detection_effect": detection_effect,
     "detection_overhead": detection_overhead,
+    "diagnostics_overhead": diagnostics_overhead,
     "effect": effect,
+    "finder_check": finder_check,
     "overhead": overhead,
     "ucr_hlr": ucr_hlr,
     "vit_period": vit_period,

@@ -9,7 +9,8 @@ import pytest
 from helpers import read_metrics, trainer_kwargs
 from lightning.pytorch.loggers import CSVLogger
 
-from lit_early_phase import EnlightenmentCallback, ImageClassifier, ObjectDetector, dashboard
+from lit_early_phase import EnlightenmentCallback, EnlightenmentDiagnostics, ImageClassifier, ObjectDetector, dashboard
+from lit_early_phase.callbacks import diagnostics as D
 from lit_early_phase.callbacks.applied_logging import APPLIED_KEYS, LOGGED_KEYS, MONITOR_KEY
 from lit_early_phase.cli import main as cli_main
 from lit_early_phase.datamodules import MNIST5kDataModule, TreeCrownDataModule
@@ -22,7 +23,8 @@ pytest.importorskip("wandb_workspaces")
 def _logged_keys(tmp_path, model, dm, **kw) -> set[str]:
     args = trainer_kwargs(tmp_path, max_steps=2, log_every_n_steps=1, limit_val_batches=1, val_check_interval=2)
     args.update(kw, logger=CSVLogger(tmp_path))
-    L.Trainer(callbacks=[EnlightenmentCallback(duration="1st")], **args).fit(model, dm)
+    diagnostics = EnlightenmentDiagnostics(every_n_steps=1, probe_size=2)
+    L.Trainer(callbacks=[EnlightenmentCallback(duration="1st"), diagnostics], **args).fit(model, dm)
     return {k for row in read_metrics(tmp_path) for k, v in row.items() if v not in ("", None)}
 
 
@@ -31,6 +33,7 @@ def test_the_panels_name_only_keys_that_are_written(tmp_path):
     keys = dashboard.panel_keys(ws)
     # every key the callback writes per step has a panel
     assert {*APPLIED_KEYS, MONITOR_KEY} <= keys and FIGURE_KEY in keys
+    assert set(D.LOGGED_KEYS) <= keys
     # ... and nothing else but the summary keys and what the shipped modules log in real runs
     classifier = _logged_keys(
         tmp_path / "cls",
@@ -46,6 +49,8 @@ def test_the_panels_name_only_keys_that_are_written(tmp_path):
     written = set(LOGGED_KEYS) | set(SUMMARY_KEYS) | {FIGURE_KEY} | classifier | detector
     assert keys - written == set()
     assert {"val/acc", "train/loss"} <= classifier and {"val/map_50", "train/fg_acc"} <= detector
+    assert set(D.CHECK_KEYS) - {D.ATD} <= classifier  # one check per step; ATD from the second on
+    assert D.ATD in classifier
 
 
 def test_print_writes_the_workspace_json_offline(capsys, monkeypatch):

@@ -43,7 +43,8 @@ EPILOG = (
     "--model ImageClassifier --model.backbone test_resnet --data MNIST5kDataModule "
     "--trainer.max_epochs 2 --trainer.callbacks+=EnlightenmentCallback --trainer.callbacks.duration 1` "
     "(the model's num_classes and in_chans come from the data module). A W&B workspace for the runs: "
-    "`lit-early-phase dashboard --entity E --project P` (`--print` writes its JSON)."
+    "`lit-early-phase dashboard --entity E --project P` (`--print` writes its JSON). Which strategy, and will "
+    "the period matter: `lit-early-phase find --config recipe.yaml` (a short pilot run)."
 )
 
 
@@ -172,7 +173,7 @@ def build_cli(args: list[str] | None = None, *, run: bool = True) -> Enlightenme
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console-script entry point ``lit-early-phase``: LightningCLI's subcommands, and ``dashboard``.
+    """Console-script entry point ``lit-early-phase``: LightningCLI's subcommands, ``find`` and ``dashboard``.
 
     Args:
         args: command-line arguments (``None`` reads ``sys.argv``).
@@ -182,6 +183,10 @@ def main(args: list[str] | None = None) -> None:
         from lit_early_phase import dashboard
 
         sys.exit(dashboard.main(argv[1:]))
+    if argv[:1] == ["find"]:
+        from lit_early_phase.finder import command
+
+        sys.exit(command.main(argv[1:]))
     build_cli(args)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from lightning_utilities.core.imports import RequirementCache
 
+from lit_early_phase.callbacks import diagnostics as D
 from lit_early_phase.callbacks.applied_logging import BOUNDARY_KEYS, MONITOR_KEY
 from lit_early_phase.reporting.loggers import FIGURE_KEY
 from lit_early_phase.reporting.wandb_run import PREFIX
@@ -107,9 +108,16 @@ def build_workspace(entity: str, project: str, name: str = "Enlightenment period
             panels=[line(title, *keys) for title, keys in MODULE_PANELS],
         ),
         ws.Section(
-            name="Diagnostics",
+            name="Diagnostics (EnlightenmentDiagnostics)",
             is_open=False,
-            panels=[wr.LinePlot(title="diagnostics", x=STEP, metric_regex="diagnostics/.*")],
+            panels=[
+                line("Mixup gradient interference (perpendicular part / clean norm)", D.INTERFERENCE, phase),
+                line("cosine of mixed and clean gradients", D.MIXED_COSINE),
+                line("dead-activation fraction, clean and mixed probe", D.DEAD_MEAN, D.DEAD_MIXED, phase),
+                line("BENR (per check window, per epoch)", D.BENR, D.BENR_EPOCH),
+                line("activation trajectory distance", D.ATD),
+                wr.LinePlot(title="dead fraction per layer", x=STEP, metric_regex=D.DEAD_LAYER + ".*"),
+            ],
         ),
     ]
     return ws.Workspace(entity=entity, project=project, name=name, sections=sections)

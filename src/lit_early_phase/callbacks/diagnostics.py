@@ -15,19 +15,23 @@ from lit_early_phase import _compat
 from lit_early_phase._validation import check_int, check_number
 from lit_early_phase.functional import activation_distance, benr, dead_fraction, flatten, interference_ratio
 from lit_early_phase.knobs import Probeable
+from lit_early_phase.reporting.figure import DIAGNOSTICS_PREFIX
 
-PREFIX = "diagnostics/"
+PREFIX = DIAGNOSTICS_PREFIX
 BENR = PREFIX + "benr"
 BENR_EPOCH = PREFIX + "benr_epoch"
 DEAD_MEAN = PREFIX + "dead_fraction"
+DEAD_MIXED = PREFIX + "dead_fraction_mixed"
 DEAD_LAYER = PREFIX + "dead/"  # + the layer's module name
 INTERFERENCE = PREFIX + "interference"
 MIXED_COSINE = PREFIX + "mixed_clean_cosine"
 ATD = PREFIX + "atd"
 #: the keys written at every check (plus one ``diagnostics/dead/<layer>`` per activation layer)
-CHECK_KEYS: tuple[str, ...] = (BENR, DEAD_MEAN, INTERFERENCE, MIXED_COSINE, ATD)
+CHECK_KEYS: tuple[str, ...] = (BENR, DEAD_MEAN, DEAD_MIXED, INTERFERENCE, MIXED_COSINE, ATD)
 #: every fixed key the callback writes (the W&B dashboard's panels are built from it)
 LOGGED_KEYS: tuple[str, ...] = (*CHECK_KEYS, BENR_EPOCH)
+#: the keys an EnlightenmentCallback's boundary figure draws, one panel each
+FIGURE_KEYS: tuple[str, ...] = (INTERFERENCE, DEAD_MEAN, BENR)
 #: the module types whose outputs count as activations ("ReLU-like": output <= 0 exactly where the input is)
 ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Mish)
 
@@ -43,7 +47,8 @@ class EnlightenmentDiagnostics(Callback):
       ``diagnostics/benr_epoch`` the same over each training epoch, at its end;
     * ``diagnostics/dead/<layer>``: share of activations ``<= 0`` per ReLU-like layer (types in
       :data:`ACTIVATIONS`, forward hooks registered for the probe and removed right after it) and
-      ``diagnostics/dead_fraction`` their mean over layers (the paper's activation-revival signal);
+      ``diagnostics/dead_fraction`` their mean over layers, ``diagnostics/dead_fraction_mixed`` the same mean for
+      the Mixup-mixed probe (the paper's activation revival: mixing leaves fewer units dead);
     * ``diagnostics/interference``: the probe batch's Mixup gradient interference
       (:func:`~lit_early_phase.functional.interference_ratio`), mixed with ``probe_alpha`` from the same seeded
       draws at every check; ``diagnostics/mixed_clean_cosine`` the cosine of the two gradients;
@@ -140,9 +145,9 @@ class EnlightenmentDiagnostics(Callback):
         """Write the epoch's BENR."""
         if self._last is None or self._epoch_start is None or self._epoch_sum == 0.0:
             return
-        self._write(
-            trainer, trainer.global_step, {BENR_EPOCH: float(benr(self._epoch_sum, self._last - self._epoch_start))}
-        )
+        value = float(benr(self._epoch_sum, self._last - self._epoch_start))
+        # at the step Lightning writes the epoch's own metrics (`train/acc_epoch`): the last step of the epoch
+        self._write(trainer, trainer.global_step, {BENR_EPOCH: value}, log_step=_compat.logging_step(trainer) - 1)
 
     # ---------------------------------------------------------------------------------------------- measuring
     def measure_probe(self, pl_module: Any) -> dict[str, float]:
@@ -168,28 +173,20 @@ class EnlightenmentDiagnostics(Callback):
         values: dict[str, float] = {}
         with _untouched(pl_module), torch.enable_grad():
             outputs: list[Tensor] = []
-            handles = [
-                m.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().clone())) for _, m in layers
-            ]
-            try:
+            with _hooked(layers, outputs):
                 clean = pl_module.probe_loss(probe, mixup_alpha=0.0, generator=self._generator())
-            finally:
-                for h in handles:
-                    h.remove()
             g_clean = flatten(torch.autograd.grad(clean, params, allow_unused=True))
-            g_mix = flatten(
-                torch.autograd.grad(
-                    pl_module.probe_loss(probe, mixup_alpha=self._alpha(pl_module), generator=self._generator()),
-                    params,
-                    allow_unused=True,
-                )
-            )
-        if len(outputs) == len(layers) and layers:
+            mixed_outputs: list[Tensor] = []
+            with _hooked(layers, mixed_outputs):
+                mixed = pl_module.probe_loss(probe, mixup_alpha=self._alpha(pl_module), generator=self._generator())
+            g_mix = flatten(torch.autograd.grad(mixed, params, allow_unused=True))
+        if len(outputs) == len(layers) == len(mixed_outputs) and layers:
             dead = {
                 DEAD_LAYER + name: float(dead_fraction(out)) for (name, _), out in zip(layers, outputs, strict=True)
             }
             values |= dead
             values[DEAD_MEAN] = sum(dead.values()) / len(dead)
+            values[DEAD_MIXED] = sum(float(dead_fraction(out)) for out in mixed_outputs) / len(mixed_outputs)
             if self._last_acts is not None and len(self._last_acts) == len(outputs):
                 values[ATD] = float(activation_distance(self._last_acts, outputs))
             self._last_acts = outputs
@@ -211,15 +208,15 @@ class EnlightenmentDiagnostics(Callback):
     def _params(pl_module: Any) -> Tensor:
         return flatten([p for p in pl_module.parameters() if p.requires_grad]).clone()
 
-    def _write(self, trainer: Any, step: int, values: dict[str, float]) -> None:
+    def _write(self, trainer: Any, step: int, values: dict[str, float], log_step: int | None = None) -> None:
         self.history.append({"step": float(step), **values})
-        log_step = _compat.logging_step(trainer)
+        log_step = _compat.logging_step(trainer) if log_step is None else log_step
         for logger in trainer.loggers:
             logger.log_metrics(values, step=log_step)
         for cb in trainer.callbacks:  # the boundary figure of an EnlightenmentCallback on the same Trainer
-            history = getattr(cb, "history", None)
+            history = getattr(getattr(cb, "report", None), "history", None)
             if hasattr(history, "record_metric"):
-                for key in (DEAD_MEAN, INTERFERENCE, BENR):
+                for key in FIGURE_KEYS:
                     if key in values and math.isfinite(values[key]):
                         history.record_metric(key, log_step, values[key])
 
@@ -232,6 +229,17 @@ class EnlightenmentDiagnostics(Callback):
         """Continue on the same probe batch; BENR windows and the trajectory restart at the resumed step."""
         self._probe = state_dict.get("probe")
         self.history = [dict(h) for h in state_dict.get("history", [])]
+
+
+@contextmanager
+def _hooked(layers: list[tuple[str, nn.Module]], outputs: list[Tensor]) -> Any:
+    """Forward hooks that copy each layer's output into ``outputs``, removed on leaving (even on an error)."""
+    handles = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().clone())) for _, m in layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

@@ -19,6 +19,8 @@ TRACKS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("removal", ("enlightenment/removed_fraction",)),
 )
 PERIOD_COLOR = "#f4c542"
+#: the key prefix of EnlightenmentDiagnostics' values, drawn in panels of their own
+DIAGNOSTICS_PREFIX = "diagnostics/"
 
 
 def boundary_figure(
@@ -56,15 +58,18 @@ def boundary_figure(
 
     tracks = [(name, [k for k in keys if k in history.applied]) for name, keys in TRACKS]
     tracks = [(name, keys) for name, keys in tracks if keys]
-    fig = Figure(figsize=(8, 2.6 + 1.4 * len(tracks)), layout="constrained")
+    # EnlightenmentDiagnostics' values (`diagnostics/...`), one panel each below the applied tracks
+    diagnostics = {k: v for k, v in sorted(history.metrics.items()) if k.startswith(DIAGNOSTICS_PREFIX) and v}
+    panels = len(tracks) + len(diagnostics)
+    fig = Figure(figsize=(8, 2.6 + 1.4 * panels), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1 + len(tracks), 1, sharex=True, squeeze=False, height_ratios=[2.2] + [1] * len(tracks))[:, 0]
+    axes = fig.subplots(1 + panels, 1, sharex=True, squeeze=False, height_ratios=[2.2] + [1] * panels)[:, 0]
     top = axes[0]
     if history.checks:
         xs, ys = zip(*history.checks, strict=True)
         top.plot(xs, ys, "o-", ms=3, color="black", label="enlightenment/monitor")
     for name, values in sorted(history.metrics.items()):
-        if values:
+        if values and name not in diagnostics:
             xs, ys = zip(*values, strict=True)
             top.plot(xs, ys, "s--", ms=3, label=name)
     if threshold is not None:
@@ -73,10 +78,15 @@ def boundary_figure(
     if shown and all(0 <= y <= 1 for y in shown) and (threshold is None or 0 <= threshold <= 1):
         top.set_ylim(-0.02, 1.02)  # accuracies and mAP on their whole scale
     top.set_ylabel(monitor_name.split("/")[-1])
-    for ax, (name, keys) in zip(axes[1:], tracks, strict=True):
+    for ax, (name, keys) in zip(axes[1:], tracks, strict=False):
         for key in keys:
             ax.plot(history.steps, history.applied[key], drawstyle="steps-post", label=key)
         ax.set_ylabel(name)
+        ax.legend(loc="upper right", fontsize=7, frameon=False)
+    for ax, (key, values) in zip(axes[1 + len(tracks) :], diagnostics.items(), strict=True):
+        xs, ys = zip(*values, strict=True)
+        ax.plot(xs, ys, "o-", ms=3, color="#8e44ad", label=key)
+        ax.set_ylabel(key.removeprefix(DIAGNOSTICS_PREFIX))
         ax.legend(loc="upper right", fontsize=7, frameon=False)
     end = history.boundary_step
     last = max([*history.steps, *(s for s, _ in history.checks), 0])

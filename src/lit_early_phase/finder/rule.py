@@ -1,0 +1,158 @@
+"""The finder's rule: from a pilot run's evidence to a strategy, with the thresholds and where they come from.
+
+Pure Python (no Lightning, no torch), so the rule can be read, tested and re-applied to saved evidence
+(``benchmarks/finder_check.py`` does, for every setting of the effect sweeps).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Choice = Literal["mixup_pause", "alpha_boost", "high_loss_removal", "too_short"]
+
+#: Below this share of the planned run, the period is "too short to matter". Measured: the ResNet effect sweep
+#: (benchmarks/results/effect.md) ended the period at 2 % of the run and no pause (metric, 5 %) resolved a
+#: difference to always-Mixup at 2k / 8k / 32k images; the ViT sweep (vit_period.md) ended it at 17-20 % and
+#: resolved gains there. The threshold sits between the two measured regimes.
+SHORT_SHARE = 0.05
+#: Mixup gradient interference during the period below which the rule leaves the calibrated range and
+#: recommends Alpha Boost (the paper's large-scale regime, where interference is small): the smallest
+#: period-mean interference measured in any setting of this repository's sweeps (vit_period.md, finder_check.md)
+#: was above it. No setting here measured a resolved gain for Alpha Boost (effect.md), so this branch is an
+#: extrapolation, and the recommendation says so.
+LOW_INTERFERENCE = 0.05
+#: The guard suggested with Mixup Pause: the measured period share times this factor, within the bounds below
+#: (the ViT sweep: pauses up to 20 % of the run did not cost accuracy, fixed pauses shorter than the measured
+#: period gained less; the ResNet sweep: a 50 % pause cost 0.2-0.8 pp).
+GUARD_FACTOR = 1.5
+GUARD_BOUNDS = (0.05, 0.3)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a pilot run measured.
+
+    Attributes:
+        planned_steps: optimizer steps of the run the user plans.
+        pilot_steps: optimizer steps the pilot trained.
+        boundary_step: the step at which the monitor reached the threshold (``None``: not within the pilot).
+        mixes: whether the module is configured to mix (Mixup or CutMix α > 0).
+        interference: mean Mixup gradient interference over the checks inside the period (NaN: not measured).
+        dead_fraction: mean dead-activation fraction of the clean probe inside the period (NaN: no layers).
+        dead_fraction_mixed: the same for the mixed probe.
+        benr: mean BENR of the checks inside the period.
+    """
+
+    planned_steps: int
+    pilot_steps: int
+    boundary_step: int | None
+    mixes: bool
+    interference: float = math.nan
+    dead_fraction: float = math.nan
+    dead_fraction_mixed: float = math.nan
+    benr: float = math.nan
+
+    @property
+    def period_share(self) -> float:
+        """The period's share of the planned run (a lower bound, ``pilot_steps / planned_steps``, if not reached)."""
+        step = self.boundary_step if self.boundary_step is not None else self.pilot_steps
+        return step / max(1, self.planned_steps)
+
+    @property
+    def revival(self) -> float:
+        """Dead fraction clean minus mixed: how many more units Mixup keeps active (the paper's revival)."""
+        return self.dead_fraction - self.dead_fraction_mixed
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, with the derived ``period_share`` and ``revival``."""
+        return asdict(self) | {"period_share": self.period_share, "revival": self.revival}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The rule's answer.
+
+    Attributes:
+        strategy: ``"mixup_pause"``, ``"alpha_boost"``, ``"high_loss_removal"`` or ``"too_short"``.
+        reason: one sentence with the numbers that decided.
+        callback_kwargs: ``EnlightenmentCallback`` arguments to use (empty for ``"too_short"``).
+        extrapolated: the decision lies outside what this repository's benchmarks measured.
+    """
+
+    strategy: Choice
+    reason: str
+    callback_kwargs: dict[str, Any]
+    extrapolated: bool = False
+
+
+def suggested_guard(share: float) -> float:
+    """``max_duration`` to use with the metric boundary: ``GUARD_FACTOR`` × the share, within ``GUARD_BOUNDS``.
+
+    Example:
+        >>> suggested_guard(0.17), suggested_guard(0.01), suggested_guard(0.5)
+        (0.26, 0.05, 0.3)
+    """
+    low, high = GUARD_BOUNDS
+    return round(min(high, max(low, GUARD_FACTOR * share)), 2)
+
+
+def decide(evidence: Evidence) -> Decision:
+    """Recommend a strategy from a pilot's evidence (the rule of docs/diagnostics.md), first match wins.
+
+    1. period share below :data:`SHORT_SHARE` -> ``"too_short"`` (any strategy changes under 5 % of the run);
+    2. a module that does not mix -> ``"high_loss_removal"`` (Mixup is not there to pause or boost);
+    3. interference inside the period below :data:`LOW_INTERFERENCE` -> ``"alpha_boost"`` (extrapolated);
+    4. otherwise -> ``"mixup_pause"``, metric boundary, guard :func:`suggested_guard`.
+
+    Args:
+        evidence: the pilot's measurements.
+
+    Returns:
+        A :class:`Decision`.
+
+    Example:
+        >>> decide(Evidence(planned_steps=1000, pilot_steps=250, boundary_step=20, mixes=True)).strategy
+        'too_short'
+        >>> d = decide(Evidence(planned_steps=600, pilot_steps=150, boundary_step=100, mixes=True, interference=0.3))
+        >>> d.strategy, d.callback_kwargs
+        ('mixup_pause', {'strategy': 'mixup_pause', 'max_duration': 0.25})
+    """
+    share = evidence.period_share
+    where = (
+        f"the monitor reached the threshold at step {evidence.boundary_step} of {evidence.planned_steps} planned "
+        f"({100 * share:.1f} % of the run)"
+        if evidence.boundary_step is not None
+        else f"the monitor did not reach the threshold within the {evidence.pilot_steps}-step pilot "
+        f"(>= {100 * share:.1f} % of the run)"
+    )
+    if share < SHORT_SHARE:
+        return Decision(
+            "too_short",
+            f"{where}: under {100 * SHORT_SHARE:.0f} %, where no strategy measured a resolved effect here; train as "
+            "you planned (or keep the default callback: it costs nothing).",
+            {},
+        )
+    guard = suggested_guard(share)
+    if not evidence.mixes:
+        return Decision(
+            "high_loss_removal",
+            f"{where}, and the module does not mix: remove the highest-loss samples during the period.",
+            {"strategy": "high_loss_removal", "max_duration": guard},
+        )
+    if math.isfinite(evidence.interference) and evidence.interference < LOW_INTERFERENCE:
+        return Decision(
+            "alpha_boost",
+            f"{where}; Mixup interference in the period is {evidence.interference:.3f} < {LOW_INTERFERENCE} (the "
+            "paper's large-scale regime, outside what this repository measured): mix harder during the period.",
+            {"strategy": "alpha_boost", "max_duration": guard},
+            extrapolated=True,
+        )
+    interference = "not measured" if not math.isfinite(evidence.interference) else f"{evidence.interference:.3f}"
+    return Decision(
+        "mixup_pause",
+        f"{where}; Mixup interference in the period is {interference}: pause Mixup until the boundary "
+        f"(guard {guard:.2f} of the run).",
+        {"strategy": "mixup_pause", "max_duration": guard},
+    )
