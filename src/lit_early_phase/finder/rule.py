@@ -12,22 +12,22 @@ from typing import Any, Literal
 
 Choice = Literal["mixup_pause", "alpha_boost", "high_loss_removal", "too_short"]
 
-#: Below this share of the planned run, the period is "too short to matter". Measured: the ResNet effect sweep
-#: (benchmarks/results/effect.md) ended the period at 2 % of the run and no pause (metric, 5 %) resolved a
-#: difference to always-Mixup at 2k / 8k / 32k images; the ViT sweep (vit_period.md) ended it at 17-20 % and
-#: resolved gains there. The threshold sits between the two measured regimes.
-SHORT_SHARE = 0.05
-#: Mixup gradient interference during the period below which the rule leaves the calibrated range and
-#: recommends Alpha Boost (the paper's large-scale regime, where interference is small): the smallest
-#: period-mean interference measured in any setting of this repository's sweeps (vit_period.md, finder_check.md)
-#: was above it. No setting here measured a resolved gain for Alpha Boost (effect.md), so this branch is an
-#: extrapolation, and the recommendation says so.
+#: Below this share of the planned run, the period is "too short to matter". Measured: no pause shorter than 10 %
+#: of the run gained anywhere here - the ResNet sweep (benchmarks/results/effect.md: metric boundary at 2 %, fixed
+#: 5 %; -0.16 to +0.18 pp, none resolved) and the ViT sweep (vit_period.md: fixed 1, 2, 5 %; -0.72 to +0.60 pp,
+#: none resolved) - while the ViT's pauses of 18-20 % gained (+1.17 and +1.31 pp at 32k images, resolved).
+SHORT_SHARE = 0.10
+#: Mixup gradient interference inside the period (as the pilot measures it: training clean, the probe mixed)
+#: below which the rule leaves the measured range and recommends Alpha Boost, the paper's large-scale regime where
+#: interference is small. Every in-period value measured here was far above it (vit_period.md: 0.55-0.62 under
+#: Mixup Pause; finder_check.md: each setting's value). No setting here measured a resolved gain for Alpha Boost
+#: (effect.md), so this branch is an extrapolation, and the recommendation says so.
 LOW_INTERFERENCE = 0.05
-#: The guard suggested with Mixup Pause: the measured period share times this factor, within the bounds below
-#: (the ViT sweep: pauses up to 20 % of the run did not cost accuracy, fixed pauses shorter than the measured
-#: period gained less; the ResNet sweep: a 50 % pause cost 0.2-0.8 pp).
+#: The guard suggested with the metric boundary: the measured share times this factor, within the bounds. The
+#: upper bound is the longest pause measured here without a loss (ViT 20 %: +0.91 and +1.31 pp; ResNet 50 %: -0.2
+#: to -0.8 pp); the factor leaves the monitor room to end the period itself.
 GUARD_FACTOR = 1.5
-GUARD_BOUNDS = (0.05, 0.3)
+GUARD_BOUNDS = (SHORT_SHARE, 0.2)
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,8 @@ def suggested_guard(share: float) -> float:
     """``max_duration`` to use with the metric boundary: ``GUARD_FACTOR`` × the share, within ``GUARD_BOUNDS``.
 
     Example:
-        >>> suggested_guard(0.17), suggested_guard(0.01), suggested_guard(0.5)
-        (0.26, 0.05, 0.3)
+        >>> suggested_guard(0.12), suggested_guard(0.01), suggested_guard(0.5)
+        (0.18, 0.1, 0.2)
     """
     low, high = GUARD_BOUNDS
     return round(min(high, max(low, GUARD_FACTOR * share)), 2)
@@ -101,7 +101,7 @@ def suggested_guard(share: float) -> float:
 def decide(evidence: Evidence) -> Decision:
     """Recommend a strategy from a pilot's evidence (the rule of docs/diagnostics.md), first match wins.
 
-    1. period share below :data:`SHORT_SHARE` -> ``"too_short"`` (any strategy changes under 5 % of the run);
+    1. period share below :data:`SHORT_SHARE` -> ``"too_short"`` (no pause that short gained here);
     2. a module that does not mix -> ``"high_loss_removal"`` (Mixup is not there to pause or boost);
     3. interference inside the period below :data:`LOW_INTERFERENCE` -> ``"alpha_boost"`` (extrapolated);
     4. otherwise -> ``"mixup_pause"``, metric boundary, guard :func:`suggested_guard`.
@@ -115,9 +115,9 @@ def decide(evidence: Evidence) -> Decision:
     Example:
         >>> decide(Evidence(planned_steps=1000, pilot_steps=250, boundary_step=20, mixes=True)).strategy
         'too_short'
-        >>> d = decide(Evidence(planned_steps=600, pilot_steps=150, boundary_step=100, mixes=True, interference=0.3))
+        >>> d = decide(Evidence(planned_steps=600, pilot_steps=150, boundary_step=100, mixes=True, interference=0.6))
         >>> d.strategy, d.callback_kwargs
-        ('mixup_pause', {'strategy': 'mixup_pause', 'max_duration': 0.25})
+        ('mixup_pause', {'strategy': 'mixup_pause', 'max_duration': 0.2})
     """
     share = evidence.period_share
     where = (
