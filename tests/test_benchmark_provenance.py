@@ -110,6 +110,15 @@ def test_the_docs_tables_are_the_generated_tables():
     assert C.docs_section(DOCS / "benchmarks.md", "effect") == "\n" + effect_section
     assert C.docs_section(DOCS / "benchmarks.md", "overhead") == "\n" + overhead_md.split("\n", 1)[1].strip() + "\n"
     assert C.docs_section(DOCS / "timeseries.md", "ucr_hlr") == "\n" + (RESULTS / "ucr_hlr.md").read_text()
+    # docs/diagnostics.md: the ViT sweep (with its plot), the finder check and the diagnostics' overhead
+    vit = (RESULTS / "vit_period.md").read_text().split("\n", 1)[1].strip()
+    assert (
+        C.docs_section(DOCS / "diagnostics.md", "vit_period")
+        == f"\n{vit}\n\n![vit](../benchmarks/results/vit_period.png)\n"
+    )
+    for name in ("finder_check", "diagnostics_overhead"):
+        table = (RESULTS / f"{name}.md").read_text().split("\n", 1)[1].strip()
+        assert C.docs_section(DOCS / "diagnostics.md", name) == f"\n{table}\n", name
 
 
 def test_report_only_regenerates_the_table_without_measuring(tmp_path, capsys):

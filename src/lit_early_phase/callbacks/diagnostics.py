@@ -59,7 +59,8 @@ class EnlightenmentDiagnostics(Callback):
     boundary figure. Only BENR needs nothing from the module; the probe values need
     :class:`~lit_early_phase.knobs.Probeable` (``ImageClassifier`` has it) and are skipped, with one message,
     for other modules. Cost: a copy of the trainable parameters and one subtraction per step (BENR), and per check
-    two forward-backward passes and one forward of the probe (``benchmarks/diagnostics_overhead.py``).
+    two forward-backward passes and one forward of the probe: measured, every 50 steps no difference
+    resolved, every 10 steps about 1.12x a plain step (``benchmarks/results/diagnostics_overhead.md``).
 
     Args:
         every_n_steps: optimizer steps between checks (>= 1).
