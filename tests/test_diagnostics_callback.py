@@ -173,3 +173,34 @@ def test_a_module_without_probe_loss_gets_benr_only(tmp_path, caplog):
 def test_bad_arguments_are_refused_with_the_argument_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EnlightenmentDiagnostics(**kwargs)
+
+
+class SharedReLU(torch.nn.Module):
+    """One ReLU module called twice (as torchvision's ResNet blocks do) and one never called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.relu, self.unused = torch.nn.ReLU(), torch.nn.GELU()
+        self.head = torch.nn.Linear(4, 10)
+
+    def forward(self, x):
+        h = self.relu(self.conv(x))
+        return self.head(self.relu(h - 0.1).mean((2, 3)))
+
+
+def test_a_reused_activation_counts_every_call_and_an_unused_one_none(tmp_path):
+    diag = EnlightenmentDiagnostics(every_n_steps=2, probe_size=8)
+    L.seed_everything(0)
+    model = ImageClassifier(SharedReLU(), num_classes=10, in_chans=1, mixup_alpha=0.4, mix_seed=0)
+    trainer = L.Trainer(max_steps=4, callbacks=[diag], **trainer_kwargs(tmp_path, limit_val_batches=0))
+    trainer.fit(model, _dm())
+    checks = [h for h in diag.history if D.INTERFERENCE in h]
+    assert [sorted(k for k in h if k.startswith(D.DEAD_LAYER)) for h in checks] == [[D.DEAD_LAYER + "model.relu"]] * 2
+    assert D.ATD in checks[1]
+    x = diag._probe[0]
+    with torch.no_grad():
+        first = model.model.relu(model.model.conv(x))
+        second = model.model.relu(first - 0.1)
+    expected = float(dead_fraction(torch.cat([first.flatten(), second.flatten()])))
+    assert checks[-1][D.DEAD_LAYER + "model.relu"] == pytest.approx(expected, abs=1e-6)

@@ -33,6 +33,9 @@ def test_the_rule_branch_by_branch():
     # not reached within the pilot: the pilot's length is a lower bound of the share
     long = decide(_evidence(boundary_step=None, pilot_steps=250))
     assert long.strategy == "mixup_pause" and "did not reach" in long.reason
+    # a pilot that ended before the boundary is no evidence of a short period, however short it was
+    unfinished = decide(_evidence(boundary_step=None, pilot_steps=20))
+    assert unfinished.strategy == "mixup_pause" and "lengthen the pilot" in unfinished.reason
     # unmeasured interference does not trigger Alpha Boost
     assert decide(_evidence(interference=math.nan)).strategy == "mixup_pause"
 

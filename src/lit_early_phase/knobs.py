@@ -152,5 +152,14 @@ class Probeable(Protocol):
     """
 
     def probe_loss(self, batch: Any, *, mixup_alpha: float, generator: torch.Generator) -> Tensor:
-        """Mean loss of ``batch`` mixed with ``mixup_alpha`` (0: clean), differentiable."""
+        """Mean loss of ``batch`` mixed with ``mixup_alpha`` (0: clean), differentiable.
+
+        Args:
+            batch: a training batch as the module's ``training_step`` takes it.
+            mixup_alpha: Mixup α of the probe (0: the clean batch).
+            generator: CPU generator of the mixing draws.
+
+        Returns:
+            A 0-dim loss connected to the trainable parameters.
+        """
         ...

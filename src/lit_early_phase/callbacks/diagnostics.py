@@ -58,9 +58,13 @@ class EnlightenmentDiagnostics(Callback):
     :attr:`history`; an :class:`~lit_early_phase.EnlightenmentCallback` on the same Trainer draws them in its
     boundary figure. Only BENR needs nothing from the module; the probe values need
     :class:`~lit_early_phase.knobs.Probeable` (``ImageClassifier`` has it) and are skipped, with one message,
-    for other modules. Cost: a copy of the trainable parameters and one subtraction per step (BENR), and per check
+    for other modules. Cost: three float32 copies of the trainable parameters (BENR's last step, window and epoch
+    starts) and one subtraction per step, and per check
     two forward-backward passes and one forward of the probe: measured, every 50 steps no difference
     resolved, every 10 steps about 1.12x a plain step (``benchmarks/results/diagnostics_overhead.md``).
+
+    Under DDP each rank measures its own probe and the loggers write rank zero's values; a checkpoint keeps rank
+    zero's probe, which every rank uses after a resume.
 
     Args:
         every_n_steps: optimizer steps between checks (>= 1).
@@ -173,24 +177,27 @@ class EnlightenmentDiagnostics(Callback):
         probe = _move(self._probe, pl_module.device)
         values: dict[str, float] = {}
         with _untouched(pl_module), torch.enable_grad():
-            outputs: list[Tensor] = []
+            outputs: dict[str, list[Tensor]] = {}
             with _hooked(layers, outputs):
                 clean = pl_module.probe_loss(probe, mixup_alpha=0.0, generator=self._generator())
             g_clean = flatten(torch.autograd.grad(clean, params, allow_unused=True))
-            mixed_outputs: list[Tensor] = []
+            mixed_outputs: dict[str, list[Tensor]] = {}
             with _hooked(layers, mixed_outputs):
                 mixed = pl_module.probe_loss(probe, mixup_alpha=self._alpha(pl_module), generator=self._generator())
             g_mix = flatten(torch.autograd.grad(mixed, params, allow_unused=True))
-        if len(outputs) == len(layers) == len(mixed_outputs) and layers:
-            dead = {
-                DEAD_LAYER + name: float(dead_fraction(out)) for (name, _), out in zip(layers, outputs, strict=True)
-            }
+        # a layer called several times (one ReLU module reused, as torchvision's ResNet does) counts all its calls;
+        # a layer the forward never called has no value
+        clean_acts = {name: flatten(outs) for name, outs in outputs.items()}
+        mixed_acts = {name: flatten(outs) for name, outs in mixed_outputs.items()}
+        if clean_acts:
+            dead = {DEAD_LAYER + name: float(dead_fraction(a)) for name, a in clean_acts.items()}
             values |= dead
             values[DEAD_MEAN] = sum(dead.values()) / len(dead)
-            values[DEAD_MIXED] = sum(float(dead_fraction(out)) for out in mixed_outputs) / len(mixed_outputs)
-            if self._last_acts is not None and len(self._last_acts) == len(outputs):
-                values[ATD] = float(activation_distance(self._last_acts, outputs))
-            self._last_acts = outputs
+            values[DEAD_MIXED] = sum(float(dead_fraction(a)) for a in mixed_acts.values()) / max(1, len(mixed_acts))
+            acts = list(clean_acts.values())
+            if self._last_acts is not None and [a.shape for a in self._last_acts] == [a.shape for a in acts]:
+                values[ATD] = float(activation_distance(self._last_acts, acts))
+            self._last_acts = acts
         values[INTERFERENCE] = float(interference_ratio(g_mix, g_clean))
         denominator = float(g_mix.norm() * g_clean.norm())
         values[MIXED_COSINE] = float(g_mix.dot(g_clean)) / denominator if denominator > 0 else math.nan
@@ -233,9 +240,13 @@ class EnlightenmentDiagnostics(Callback):
 
 
 @contextmanager
-def _hooked(layers: list[tuple[str, nn.Module]], outputs: list[Tensor]) -> Any:
-    """Forward hooks that copy each layer's output into ``outputs``, removed on leaving (even on an error)."""
-    handles = [m.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().clone())) for _, m in layers]
+def _hooked(layers: list[tuple[str, nn.Module]], outputs: dict[str, list[Tensor]]) -> Any:
+    """Forward hooks that copy each call's output into ``outputs[name]``, removed on leaving (even on an error)."""
+
+    def hook(name: str) -> Any:
+        return lambda _m, _i, out: outputs.setdefault(name, []).append(out.detach().clone())
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in layers]
     try:
         yield
     finally:

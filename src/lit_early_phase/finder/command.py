@@ -47,7 +47,8 @@ def planned_steps(trainer: Any, datamodule: Any) -> int:
         batches = min(batches, limit)
     elif limit is not None:
         batches = int(batches * limit)
-    return max(1, math.ceil(epochs * batches / max(1, trainer.accumulate_grad_batches)))
+    # Lightning steps the optimizer at every epoch's end too, so each epoch has ceil(batches / accumulation) steps
+    return max(1, epochs * math.ceil(batches / max(1, trainer.accumulate_grad_batches)))
 
 
 def main(argv: list[str]) -> int:

@@ -46,13 +46,25 @@ class Recommendation:
     _threshold: float | None = 0.5
 
     def callback(self, **overrides: Any) -> EnlightenmentCallback | None:
-        """The recommended ``EnlightenmentCallback`` (``None`` for ``"too_short"``), ``overrides`` applied."""
+        """The recommended ``EnlightenmentCallback``.
+
+        Args:
+            **overrides: ``EnlightenmentCallback`` arguments that replace the recommended ones.
+
+        Returns:
+            The callback, or ``None`` for ``"too_short"`` (pass ``callbacks=[cb] if cb else []``).
+        """
         if self.strategy == "too_short":
             return None
         return EnlightenmentCallback(**(self.callback_kwargs | overrides))
 
     def figure(self) -> Any:
-        """The pilot's monitor against step with the boundary, and the diagnostics below, titled with the answer."""
+        """The pilot's monitor against step with the boundary, and the diagnostics below, titled with the answer.
+
+        Returns:
+            A matplotlib ``Figure`` (:func:`~lit_early_phase.reporting.figure.boundary_figure`); save it with
+            ``rec.figure().savefig("finder.png")``.
+        """
         title = f"finder: {self.strategy} (period {100 * self.evidence.period_share:.1f} % of the planned run)"
         return boundary_figure(self._history, monitor_name=self._monitor_name, threshold=self._threshold, title=title)
 
@@ -98,9 +110,11 @@ class EnlightenmentFinder:
     The pilot trains a *copy* of the model (the model passed in is not changed) for at most ``pilot_fraction``
     of the planned run, with an :class:`~lit_early_phase.EnlightenmentCallback` (the user's monitor and threshold
     if one is given, strategy ``"auto"``, no guard) and :class:`~lit_early_phase.EnlightenmentDiagnostics`. It
-    stops a little after the boundary. It measures when the monitor reaches the threshold (the period's share of
-    the planned run), the Mixup gradient interference and the dead-activation fractions inside the period, and
-    applies :func:`~lit_early_phase.finder.rule.decide` (the rule and its measured thresholds: docs/diagnostics.md).
+    stops a little after the boundary. The pilot runs on one device: for a multi-device recipe, give
+    ``planned_steps`` as the steps of the same run on one device (the boundary is a number of batches seen).
+    It measures when the monitor reaches the threshold (the period's share of the planned run), the Mixup
+    gradient interference and the dead-activation fractions inside the period, and applies
+    :func:`~lit_early_phase.finder.rule.decide` (the rule and its measured thresholds: docs/diagnostics.md).
 
     Args:
         pilot_fraction: the pilot's longest length as a share of the planned run, in ``(0, 1]``.
@@ -144,7 +158,18 @@ class EnlightenmentFinder:
         self.trainer_kwargs = dict(trainer_kwargs or {})
 
     def pilot_steps(self, planned_steps: int) -> int:
-        """The pilot's length for a planned run of ``planned_steps`` optimizer steps."""
+        """The pilot's longest length.
+
+        Args:
+            planned_steps: optimizer steps of the planned run.
+
+        Returns:
+            ``ceil(pilot_fraction × planned_steps)``, at most ``max_pilot_steps``.
+
+        Example:
+            >>> EnlightenmentFinder(pilot_fraction=0.25, max_pilot_steps=100).pilot_steps(600)
+            100
+        """
         steps = max(1, math.ceil(self.pilot_fraction * planned_steps))
         return steps if self.max_pilot_steps is None else min(steps, self.max_pilot_steps)
 

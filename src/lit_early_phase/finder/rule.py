@@ -15,17 +15,19 @@ Choice = Literal["mixup_pause", "alpha_boost", "high_loss_removal", "too_short"]
 #: Below this share of the planned run, the period is "too short to matter". Measured: no pause shorter than 10 %
 #: of the run gained anywhere here - the ResNet sweep (benchmarks/results/effect.md: metric boundary at 2 %, fixed
 #: 5 %; -0.16 to +0.18 pp, none resolved) and the ViT sweep (vit_period.md: fixed 1, 2, 5 %; -0.72 to +0.60 pp,
-#: none resolved) - while the ViT's pauses of 18-20 % gained (+1.17 and +1.31 pp at 32k images, resolved).
+#: none resolved) - while at 32k images the ViT's fixed 20 % pause and its metric boundary (median 20 %) gained
+#: (+1.31 and +1.17 pp, resolved).
 SHORT_SHARE = 0.10
 #: Mixup gradient interference inside the period (as the pilot measures it: training clean, the probe mixed)
 #: below which the rule leaves the measured range and recommends Alpha Boost, the paper's large-scale regime where
-#: interference is small. Every in-period value measured here was far above it (vit_period.md: 0.55-0.62 under
-#: Mixup Pause; finder_check.md: each setting's value). No setting here measured a resolved gain for Alpha Boost
-#: (effect.md), so this branch is an extrapolation, and the recommendation says so.
+#: interference is small. Every value measured here was far above it (finder_check.md: 0.24-0.79 in the pilots'
+#: periods; vit_period.md: 0.55-0.62, means over the first 20 % of the Mixup Pause runs). No setting here measured
+#: a resolved gain for Alpha Boost (effect.md), so this branch is an extrapolation, and the recommendation says so.
 LOW_INTERFERENCE = 0.05
 #: The guard suggested with the metric boundary: the measured share times this factor, within the bounds. The
 #: upper bound is the longest pause measured here without a loss (ViT 20 %: +0.91 and +1.31 pp; ResNet 50 %: -0.2
-#: to -0.8 pp); the factor leaves the monitor room to end the period itself.
+#: to -0.8 pp). The factor gives the monitor room past the pilot's boundary; from a share of 13 % on, the 0.2 cap
+#: applies (as the default callback's guard).
 GUARD_FACTOR = 1.5
 GUARD_BOUNDS = (SHORT_SHARE, 0.2)
 
@@ -43,6 +45,11 @@ class Evidence:
         dead_fraction: mean dead-activation fraction of the clean probe inside the period (NaN: no layers).
         dead_fraction_mixed: the same for the mixed probe.
         benr: mean BENR of the checks inside the period.
+
+    Example:
+        >>> e = Evidence(planned_steps=600, pilot_steps=130, boundary_step=110, mixes=True)
+        >>> round(e.period_share, 3)
+        0.183
     """
 
     planned_steps: int
@@ -79,6 +86,10 @@ class Decision:
         reason: one sentence with the numbers that decided.
         callback_kwargs: ``EnlightenmentCallback`` arguments to use (empty for ``"too_short"``).
         extrapolated: the decision lies outside what this repository's benchmarks measured.
+
+    Example:
+        >>> Decision("too_short", "the period ended at 2 % of the run", {}).callback_kwargs
+        {}
     """
 
     strategy: Choice
@@ -89,6 +100,12 @@ class Decision:
 
 def suggested_guard(share: float) -> float:
     """``max_duration`` to use with the metric boundary: ``GUARD_FACTOR`` × the share, within ``GUARD_BOUNDS``.
+
+    Args:
+        share: the period's measured share of the planned run.
+
+    Returns:
+        The guard as a share of the run, rounded to 0.01.
 
     Example:
         >>> suggested_guard(0.12), suggested_guard(0.01), suggested_guard(0.5)
@@ -101,7 +118,8 @@ def suggested_guard(share: float) -> float:
 def decide(evidence: Evidence) -> Decision:
     """Recommend a strategy from a pilot's evidence (the rule of docs/diagnostics.md), first match wins.
 
-    1. period share below :data:`SHORT_SHARE` -> ``"too_short"`` (no pause that short gained here);
+    1. the monitor reached the threshold before :data:`SHORT_SHARE` of the run -> ``"too_short"`` (no pause that
+       short gained here; a pilot that ended before the boundary does not count as a short period);
     2. a module that does not mix -> ``"high_loss_removal"`` (Mixup is not there to pause or boost);
     3. interference inside the period below :data:`LOW_INTERFERENCE` -> ``"alpha_boost"`` (extrapolated);
     4. otherwise -> ``"mixup_pause"``, metric boundary, guard :func:`suggested_guard`.
@@ -125,9 +143,10 @@ def decide(evidence: Evidence) -> Decision:
         f"({100 * share:.1f} % of the run)"
         if evidence.boundary_step is not None
         else f"the monitor did not reach the threshold within the {evidence.pilot_steps}-step pilot "
-        f"(>= {100 * share:.1f} % of the run)"
+        f"(>= {100 * share:.1f} % of the run"
+        + (", a lower bound only: lengthen the pilot to measure the period)" if share < SHORT_SHARE else ")")
     )
-    if share < SHORT_SHARE:
+    if share < SHORT_SHARE and evidence.boundary_step is not None:  # a bound from an unfinished pilot proves nothing
         return Decision(
             "too_short",
             f"{where}: under {100 * SHORT_SHARE:.0f} %, where no strategy measured a resolved effect here; train as "
