@@ -275,6 +275,31 @@ def _cell(a: dict[str, Any]) -> str:
     return f"{C.pct(a['mean'])} ± {C.pct(a['std'])}" if a["n"] else "-"
 
 
+def difference_table(
+    per_size: list[dict[str, Any]], others: list[str], labels: dict[str, str], reference: str
+) -> list[str]:
+    """The Markdown lines of the paired-difference table (one row per size, one column per arm); also vit_period."""
+    lines = [
+        "",
+        f"Difference to {labels[reference]} (percentage points), paired by seed: mean [95 % t-interval] "
+        "(+ / - : the interval lies above / below 0; 0: it contains 0) and seeds better : worse.",
+        "",
+        "| train images | " + " | ".join(labels[a] for a in others) + " |",
+        "|---:|" + "---|" * len(others),
+    ]
+    for row in per_size:
+        cells = []
+        for a in others:
+            d = row["vs_" + reference][a]
+            lo, hi = d["ci95"]
+            cells.append(
+                f"{C.signed_pp(d['mean_diff'])} [{C.signed_pp(lo)}, {C.signed_pp(hi)}] "
+                f"({d['sign']}; {d['pairs_better']}:{d['pairs_worse']})"
+            )
+        lines.append(f"| {row['size']:,} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The tables: accuracy per arm and size, differences to always-Mixup, boundaries, cost."""
     h, s, run = result["header"], result["summary"], result["header"]["run"]
@@ -307,24 +332,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
     others = [a for a in arms if a != REFERENCE]
     if REFERENCE in arms and others:
-        lines += [
-            "",
-            f"Difference to {LABELS[REFERENCE]} (percentage points), paired by seed: mean [95 % t-interval] "
-            "(+ / - : the interval lies above / below 0; 0: it contains 0) and seeds better : worse.",
-            "",
-            "| train images | " + " | ".join(LABELS[a] for a in others) + " |",
-            "|---:|" + "---|" * len(others),
-        ]
-        for row in per_size:
-            cells = []
-            for a in others:
-                d = row["vs_" + REFERENCE][a]
-                lo, hi = d["ci95"]
-                cells.append(
-                    f"{C.signed_pp(d['mean_diff'])} [{C.signed_pp(lo)}, {C.signed_pp(hi)}] "
-                    f"({d['sign']}; {d['pairs_better']}:{d['pairs_worse']})"
-                )
-            lines.append(f"| {row['size']:,} | " + " | ".join(cells) + " |")
+        lines += difference_table(per_size, others, LABELS, REFERENCE)
     cb_arms = [a for a in arms if a in CALLBACK_ARMS]
     if cb_arms:
         lines += [

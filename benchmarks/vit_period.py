@@ -219,24 +219,7 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [E._cell(row["arms"][a]) for a in arms]
         lines.append(f"| {row['size']:,} | {epochs} | " + " | ".join(cells) + " |")
     others = [a for a in arms if a != REFERENCE]
-    lines += [
-        "",
-        f"Difference to {LABELS[REFERENCE]} (percentage points), paired by seed: mean [95 % t-interval] "
-        "(+ / - : the interval lies above / below 0; 0: it contains 0) and seeds better : worse.",
-        "",
-        "| train images | " + " | ".join(LABELS[a] for a in others) + " |",
-        "|---:|" + "---|" * len(others),
-    ]
-    for row in per_size:
-        cells = []
-        for a in others:
-            d = row["vs_" + REFERENCE][a]
-            lo, hi = d["ci95"]
-            cells.append(
-                f"{C.signed_pp(d['mean_diff'])} [{C.signed_pp(lo)}, {C.signed_pp(hi)}] "
-                f"({d['sign']}; {d['pairs_better']}:{d['pairs_worse']})"
-            )
-        lines.append(f"| {row['size']:,} | " + " | ".join(cells) + " |")
+    lines += E.difference_table(per_size, others, LABELS, REFERENCE)
     lines += [
         "",
         "Where the period ended: optimizer step, median [min-max] over seeds, share of the run, what ended it "
