@@ -436,6 +436,23 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------------
+def run_tasks(fn: Any, todo: list[tuple], run: dict[str, Any], *, workers: int, threads: int, record: Any) -> None:
+    """``fn(*task, run)`` for every task, inline (``workers == 0``) or in spawned processes; ``record(i, result)``
+    as each finishes (also vit_period)."""
+    if workers == 0:
+        _worker_init(threads)
+        for i, task in enumerate(todo, 1):
+            record(i, fn(*task, run))
+    elif todo:
+        context = mp.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(threads,)
+        ) as pool:
+            futures = [pool.submit(fn, *task, run) for task in todo]
+            for i, future in enumerate(as_completed(futures), 1):
+                record(i, future.result())
+
+
 def config_id(run: dict[str, Any], code_id: str | None) -> str:
     """Hash of everything that changes a run's result: settings and code (not the sizes/arms/seeds chosen).
 
@@ -525,18 +542,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             flush=True,
         )
 
-    if workers == 0:
-        _worker_init(args.threads)
-        for i, task in enumerate(todo, 1):
-            record(i, run_one(*task, run))
-    elif todo:
-        context = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_worker_init, initargs=(args.threads,)
-        ) as pool:
-            futures = [pool.submit(run_one, *task, run) for task in todo]
-            for i, future in enumerate(as_completed(futures), 1):
-                record(i, future.result())
+    run_tasks(run_one, todo, run, workers=workers, threads=args.threads, record=record)
 
     wanted = {(z, a, s) for z in sizes for a in arms for s in seeds}
     runs = sorted(

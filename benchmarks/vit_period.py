@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -360,18 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['seed']}: test acc {r['test_acc']:.4f}, boundary {r['boundary_step']} ({r['ended_by']}), "
               f"{r['run_s']:.0f}s", flush=True)  # fmt: skip
 
-    if workers == 0:
-        E._worker_init(args.threads)
-        for i, task in enumerate(todo, 1):
-            record(i, run_one(*task, run))
-    elif todo:
-        context = mp.get_context("spawn")
-        with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=E._worker_init, initargs=(args.threads,)
-        ) as pool:
-            futures = [pool.submit(run_one, *task, run) for task in todo]
-            for i, future in enumerate(as_completed(futures), 1):
-                record(i, future.result())
+    E.run_tasks(run_one, todo, run, workers=workers, threads=args.threads, record=record)
     wanted = {(z, a, s) for z in sizes for a in arms for s in seeds}
     runs = {
         (r["size"], r["arm"], r["seed"]): r

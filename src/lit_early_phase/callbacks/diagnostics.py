@@ -7,8 +7,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor, nn
 
 from lit_early_phase import _compat
@@ -174,7 +176,7 @@ class EnlightenmentDiagnostics(Callback):
             return {}
         params = [p for p in pl_module.parameters() if p.requires_grad]
         layers = [(name, m) for name, m in pl_module.named_modules() if isinstance(m, ACTIVATIONS)]
-        probe = _move(self._probe, pl_module.device)
+        probe = move_data_to_device(self._probe, pl_module.device)
         values: dict[str, float] = {}
         with _untouched(pl_module), torch.enable_grad():
             outputs: dict[str, list[Tensor]] = {}
@@ -214,7 +216,7 @@ class EnlightenmentDiagnostics(Callback):
 
     @staticmethod
     def _params(pl_module: Any) -> Tensor:
-        return flatten([p for p in pl_module.parameters() if p.requires_grad]).clone()
+        return flatten([p for p in pl_module.parameters() if p.requires_grad])  # a new tensor (torch.cat)
 
     def _write(self, trainer: Any, step: int, values: dict[str, float], log_step: int | None = None) -> None:
         self.history.append({"step": float(step), **values})
@@ -231,7 +233,7 @@ class EnlightenmentDiagnostics(Callback):
     # ---------------------------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """The probe batch and the history (tensors and plain values: loads with ``weights_only=True``)."""
-        return {"probe": _move(self._probe, "cpu"), "history": [dict(h) for h in self.history]}
+        return {"probe": move_data_to_device(self._probe, "cpu"), "history": [dict(h) for h in self.history]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Continue on the same probe batch; BENR windows and the trajectory restart at the resumed step."""
@@ -270,20 +272,5 @@ def _untouched(module: nn.Module) -> Any:
 
 
 def _head(batch: Any, n: int) -> Any:
-    if isinstance(batch, Tensor):
-        return batch[:n].detach().clone()
-    if isinstance(batch, list | tuple):
-        return type(batch)(_head(b, n) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _head(v, n) for k, v in batch.items()}
-    return batch
-
-
-def _move(batch: Any, device: Any) -> Any:
-    if isinstance(batch, Tensor):
-        return batch.to(device)
-    if isinstance(batch, list | tuple):
-        return type(batch)(_move(b, device) for b in batch)
-    if isinstance(batch, dict):
-        return {k: _move(v, device) for k, v in batch.items()}
-    return batch
+    """The first ``n`` samples of every tensor in a batch (tuple, list, dict...), detached copies."""
+    return apply_to_collection(batch, Tensor, lambda t: t[:n].detach().clone())
