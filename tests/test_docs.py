@@ -1,0 +1,82 @@
+"""The API reference (docs/conf.py): each public package's ``__all__`` is complete and resolves, and the built
+site (``make docs``) has a page for every name."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+SITE = DOCS / "_build" / "html"
+
+
+def _conf() -> ModuleType:
+    pytest.importorskip("sphinx", reason="the `docs` extra is not installed")
+    spec = importlib.util.spec_from_file_location("docs_conf", DOCS / "conf.py")
+    assert spec is not None and spec.loader is not None
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+    return conf
+
+
+CONF = _conf()
+PACKAGES = CONF.API_PACKAGES
+
+
+def test_every_public_package_is_documented() -> None:
+    assert set(PACKAGES) == {
+        "lit_early_phase",
+        "lit_early_phase.strategies",
+        "lit_early_phase.callbacks",
+        "lit_early_phase.modules",
+        "lit_early_phase.datamodules",
+        "lit_early_phase.functional",
+        "lit_early_phase.finder",
+    }
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_all_names_resolve(package: str) -> None:
+    module = importlib.import_module(package)
+    names = list(module.__all__)
+    assert len(names) == len(set(names)), f"{package}.__all__ lists a name twice"
+    missing = [name for name in names if not hasattr(module, name)]
+    assert not missing, f"{package}.__all__ names what it does not have: {missing}"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_public_definitions_are_in_all(package: str) -> None:
+    module = importlib.import_module(package)
+    left_out = [
+        name
+        for name, obj in vars(module).items()
+        if not name.startswith("_")
+        and (inspect.isclass(obj) or inspect.isfunction(obj))
+        and (obj.__module__ == package or obj.__module__.startswith(package + "."))
+        and name not in module.__all__
+    ]
+    assert not left_out, f"{package} defines public names missing from its __all__: {left_out}"
+
+
+def test_home_is_the_closest_exporting_package() -> None:
+    assert CONF.home("lit_early_phase", "EnlightenmentCallback") == "lit_early_phase.callbacks"
+    assert CONF.home("lit_early_phase.callbacks", "EnlightenmentCallback") == "lit_early_phase.callbacks"
+    assert CONF.home("lit_early_phase", "MixupPause") == "lit_early_phase.strategies"
+    assert CONF.home("lit_early_phase.functional", "mix_batch") == "lit_early_phase.functional"
+
+
+@pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the site is not built (`make docs`)")
+@pytest.mark.parametrize("package", PACKAGES)
+def test_built_site_has_a_page_per_name(package: str) -> None:
+    assert (SITE / "api" / f"{package}.html").exists(), "rebuild the site: make docs"
+    pages = {
+        name: SITE / "api" / "generated" / f"{CONF.home(package, name)}.{name}.html"
+        for name in importlib.import_module(package).__all__
+    }
+    missing = sorted(name for name, page in pages.items() if not page.exists())
+    assert not missing, f"no page for {package}: {missing} (rebuild the site: make docs)"
