@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from sphinx.pycode import ModuleAnalyzer
-from sphinx.util.docstrings import prepare_docstring
 
 DOCS = Path(__file__).resolve().parent
 # document this checkout's source, not whatever copy of the package the environment has installed
@@ -45,7 +44,6 @@ templates_path = ["_templates"]
 # autodoc / autosummary: the stubs come from the package pages written below; each class page lists its own
 # documented members in source order
 autosummary_generate = True
-autosummary_imported_members = True
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = True
@@ -153,20 +151,25 @@ def constant_doc(app: Any, what: str, name: str, obj: Any, options: Any, lines: 
     """Document a re-exported constant with the ``#:`` comment where it is assigned, not its type's docstring.
 
     autodoc reads ``#:`` comments only in the module it documents (the package), so a constant defined in a
-    submodule and exported by the package would show ``int``'s or ``str``'s docstring.
+    submodule and exported by the package would show ``int``'s or ``str``'s docstring. The comment is looked up in
+    the exporting package's modules first, then in the rest of the distribution; none found leaves no text.
     """
-    if what != "data" or not lines or type(obj).__doc__ is None:
+    if what != "data" or type(obj).__doc__ is None:
         return
-    if lines[: len(prepare_docstring(type(obj).__doc__))] != prepare_docstring(type(obj).__doc__):
+    if " ".join(" ".join(lines).split()) != " ".join(type(obj).__doc__.split()):
         return
     package, attr = name.rsplit(".", 1)
     lines[:] = []
-    module = importlib.import_module(package)
-    for info in pkgutil.walk_packages(getattr(module, "__path__", []), package + "."):
-        comment = ModuleAnalyzer.for_module(info.name).find_attr_docs().get(("", attr))
+    for module_name in [*_modules(package), *_modules(package.split(".")[0])]:
+        comment = ModuleAnalyzer.for_module(module_name).find_attr_docs().get(("", attr))
         if comment:
             lines[:] = list(comment)
             return
+
+
+def _modules(package: str) -> list[str]:
+    path = getattr(importlib.import_module(package), "__path__", [])
+    return [package, *(info.name for info in pkgutil.walk_packages(path, package + "."))]
 
 
 def setup(app: Any) -> None:

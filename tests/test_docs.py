@@ -3,9 +3,11 @@ site (``make docs``) has a page for every name."""
 
 from __future__ import annotations
 
+import html
 import importlib
 import importlib.util
 import inspect
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -80,3 +82,23 @@ def test_built_site_has_a_page_per_name(package: str) -> None:
     }
     missing = sorted(name for name, page in pages.items() if not page.exists())
     assert not missing, f"no page for {package}: {missing} (rebuild the site: make docs)"
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", html.unescape(re.sub(r"<[^>]+>", " ", text))))
+
+
+@pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the site is not built (`make docs`)")
+@pytest.mark.parametrize("package", PACKAGES)
+def test_constants_show_their_comment_not_their_type_docstring(package: str) -> None:
+    module = importlib.import_module(package)
+    shown = []
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if inspect.isclass(obj) or callable(obj) or type(obj).__doc__ is None:
+            continue
+        page = SITE / "api" / "generated" / f"{CONF.home(package, name)}.{name}.html"
+        type_doc = " ".join(_words(type(obj).__doc__).split()[:8])
+        if page.exists() and type_doc in _words(page.read_text()):
+            shown.append(name)
+    assert not shown, f"pages of {package} show a builtin type's docstring: {shown}"
