@@ -138,13 +138,23 @@ def _write(path: Path, text: str) -> None:
 
 
 def write_api_pages(app: Any = None, config: Any = None) -> None:
-    """Write ``docs/api/index.rst`` and one page per package listing its public names (autosummary stubs)."""
+    """Write ``docs/api/index.rst`` and one page per package listing its public names (autosummary stubs).
+
+    Pages and stubs of names no longer public are deleted: left behind, they would be documents outside every
+    toctree (a warning, so an error under ``-W``) on the next incremental build.
+    """
     API_DIR.mkdir(exist_ok=True)
     index = ["API reference", "=============", "", ".. toctree::", "   :maxdepth: 1", ""]
     index += [f"   {package}" for package in API_PACKAGES]
-    _write(API_DIR / "index.rst", "\n".join(index) + "\n")
-    for package in API_PACKAGES:
-        _write(API_DIR / f"{package}.rst", _package_page(package))
+    pages = {API_DIR / "index.rst": "\n".join(index) + "\n"}
+    pages.update({API_DIR / f"{package}.rst": _package_page(package) for package in API_PACKAGES})
+    for path, text in pages.items():
+        _write(path, text)
+    stubs = {f"{home(package, name)}.{name}.rst" for package in API_PACKAGES for name in public_names(package)}
+    stale = [p for p in API_DIR.glob("*.rst") if p not in pages]
+    stale += [p for p in (API_DIR / "generated").glob("*.rst") if p.name not in stubs]
+    for path in stale:
+        path.unlink()
 
 
 def constant_doc(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:

@@ -13,7 +13,8 @@ from types import ModuleType
 
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+# the repository root, wherever under tests/ this file lives
+DOCS = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists()) / "docs"
 SITE = DOCS / "_build" / "html"
 
 
