@@ -161,13 +161,14 @@ def constant_doc(app: Any, what: str, name: str, obj: Any, options: Any, lines: 
     """Document a re-exported constant with the ``#:`` comment where it is assigned, not its type's docstring.
 
     autodoc reads ``#:`` comments only in the module it documents (the package), so a constant defined in a
-    submodule and exported by the package would show ``int``'s or ``str``'s docstring. The comment is looked up in
-    the exporting package's modules first, then in the rest of the distribution; none found leaves no text.
+    submodule and exported by the package would show ``int``'s or ``str``'s docstring, and a type alias only its
+    "alias of" line. The comment is looked up in the exporting package's modules first, then in the rest of the
+    distribution; none found leaves no text.
     """
-    if what != "data" or type(obj).__doc__ is None:
+    if what != "data":
         return
-    if " ".join(" ".join(lines).split()) != " ".join(type(obj).__doc__.split()):
-        return
+    if lines and " ".join(" ".join(lines).split()) != " ".join((type(obj).__doc__ or "").split()):
+        return  # a docstring or comment of its own
     package, attr = name.rsplit(".", 1)
     lines[:] = []
     for module_name in [*_modules(package), *_modules(package.split(".")[0])]:

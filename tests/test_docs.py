@@ -103,3 +103,16 @@ def test_constants_show_their_comment_not_their_type_docstring(package: str) -> 
         if page.exists() and type_doc in _words(page.read_text()):
             shown.append(name)
     assert not shown, f"pages of {package} show a builtin type's docstring: {shown}"
+
+
+@pytest.mark.skipif(not (SITE / "index.html").exists(), reason="the site is not built (`make docs`)")
+@pytest.mark.parametrize(
+    ("name", "defined_in"),
+    [("lit_early_phase.functional.MixMode", "mix_params"), ("lit_early_phase.functional.IGNORE_INDEX", "tokens")],
+)
+def test_reexported_constant_page_shows_the_comment_where_it_is_assigned(name: str, defined_in: str) -> None:
+    from sphinx.pycode import ModuleAnalyzer
+
+    comment = ModuleAnalyzer.for_module(f"lit_early_phase.functional.{defined_in}").find_attr_docs()
+    text = _words(" ".join(comment["", name.rsplit(".", 1)[1]]))
+    assert text and text in _words((SITE / "api" / "generated" / f"{name}.html").read_text())
