@@ -1,13 +1,13 @@
 # Two commands do everything on a fresh Debian machine with Python 3.11:
 #   make demo   - set up, then a real training run on Fashion-MNIST (a few minutes on 2 CPU cores)
-#   make test   - set up, then ruff + the test suite
+#   make test   - set up, then ruff + the API site (make docs) + the test suite
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data demo test lint format clean
+.PHONY: setup data demo test lint docs format clean
 
 setup: $(STAMP) data
 
@@ -41,12 +41,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# the API reference site, warnings as errors; docs/conf.py writes docs/api/ from each package's __all__
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup lint
+test: setup lint docs
 	$(BIN)/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) .pytest_cache lightning_logs
+	rm -rf $(VENV) .pytest_cache lightning_logs docs/_build docs/api

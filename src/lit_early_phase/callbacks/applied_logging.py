@@ -8,6 +8,7 @@ from lit_early_phase import _compat
 from lit_early_phase.knobs import StepRecord
 
 PREFIX = "enlightenment/"
+#: The logged key of the default monitor, the running training accuracy.
 RUNNING_ACC = PREFIX + "running_acc"
 #: what every written training step carries: the phase and what the module applied
 APPLIED_KEYS: tuple[str, ...] = tuple(

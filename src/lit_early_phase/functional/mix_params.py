@@ -32,7 +32,9 @@ from lit_early_phase.functional.draws import (
     sample_beta,
 )
 
+#: Whether one mixing draw serves the whole batch (``"batch"``) or each sample draws its own (``"elem"``).
 MixMode = Literal["batch", "elem"]
+#: The values of :data:`MixMode`, for validation.
 MIX_MODES: tuple[str, ...] = ("batch", "elem")
 
 

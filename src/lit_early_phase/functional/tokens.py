@@ -17,6 +17,7 @@ import torch  # noqa: F401 (the examples use it)
 import torch.nn.functional as F
 from torch import Tensor
 
+#: The label of a token that no loss or accuracy counts (prompt and padding), as in ``torch.nn.CrossEntropyLoss``.
 IGNORE_INDEX = -100
 
 

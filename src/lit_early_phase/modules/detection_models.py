@@ -35,6 +35,7 @@ from torch import nn
 
 from lit_early_phase._validation import check_int
 
+#: The detector names ``build_detector`` and ``ObjectDetector(model=...)`` accept.
 DETECTION_MODELS: tuple[str, ...] = (
     "fasterrcnn_mobilenet_v3_large_fpn",
     "fasterrcnn_resnet50_fpn",

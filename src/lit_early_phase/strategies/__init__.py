@@ -9,7 +9,9 @@ from lit_early_phase.strategies.base import Strategy
 from lit_early_phase.strategies.high_loss_removal import HighLossRemoval
 from lit_early_phase.strategies.mixup_pause import MixupPause
 
+#: The strategy names ``EnlightenmentCallback(strategy=...)`` accepts; ``"auto"`` picks one from the module.
 StrategyName = Literal["auto", "mixup_pause", "alpha_boost", "high_loss_removal"]
+#: Each strategy class by its ``name`` (``"mixup_pause"``, ``"alpha_boost"``, ``"high_loss_removal"``).
 STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (MixupPause, AlphaBoost, HighLossRemoval)}
 
 
