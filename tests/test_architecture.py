@@ -94,12 +94,9 @@ def test_strategies_and_the_callback_load_neither_timm_nor_transformers_nor_peft
 
 def test_lazy_names_of_the_package_still_work() -> None:
     import lit_early_phase
-    from lit_early_phase.knobs import Knobs
     from lit_early_phase.modules.classifier import ImageClassifier
-    from lit_early_phase.modules.knobs import Knobs as OldPathKnobs
 
     assert lit_early_phase.ImageClassifier is ImageClassifier
-    assert OldPathKnobs is Knobs  # the core's old import path still works
     with pytest.raises(AttributeError, match="no attribute 'NotAName'"):
         _ = lit_early_phase.NotAName
 
