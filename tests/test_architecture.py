@@ -68,7 +68,7 @@ def _violations_in(files: list[Path], forbidden: tuple[str, ...]) -> list[str]:
     for path in files:
         for name in sorted(_imports(path)):
             if any(name == f or name.startswith(f + ".") for f in forbidden):
-                found.append(f"{path.relative_to(path.parents[1])} imports {name}")
+                found.append(f"{path.relative_to(PACKAGE) if path.is_relative_to(PACKAGE) else path} imports {name}")
     return found
 
 
@@ -233,7 +233,7 @@ def _definition(module: str, name: str) -> str | None:
             for alias in node.names:
                 if (alias.asname or alias.name) == name:
                     source = node.module
-                    if not source.startswith(PACKAGE.name):
+                    if source != PACKAGE.name and not source.startswith(PACKAGE.name + "."):
                         return source
                     return (
                         source + "." + alias.name
