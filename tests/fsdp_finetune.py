@@ -174,7 +174,7 @@ def main(out: Path, tokenizer_dir: str) -> None:
             torch.equal(saved[k], v) for k, v in record.start_state.items()
         )
         result["trained_nonzero_lora_B"] = any(v.abs().sum() > 0 for k, v in saved.items() if "lora_B" in k)
-        from lit_early_phase.modules.causal_lm import load_finetuned
+        from lit_early_phase.hf import load_finetuned
 
         adapter, _ = load_finetuned(out / "adapter", base_model=tiny_llama())
         adapter_state = {f"model.{k}": v for k, v in adapter.state_dict().items() if "lora_" in k}

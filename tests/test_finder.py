@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
+from lit_early_phase.__main__ import main
 from lit_early_phase.callbacks import diagnostics as D
-from lit_early_phase.cli import main
 from lit_early_phase.datamodules import MNIST5kDataModule
 from lit_early_phase.finder import EnlightenmentFinder, Evidence, decide
 from lit_early_phase.finder import rule as R

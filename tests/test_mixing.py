@@ -193,12 +193,14 @@ def test_mix_params_are_read_only_and_a_hand_built_per_sample_box_is_pasted():
     with pytest.raises(AttributeError, match="read-only"):
         p.shared_lam = 0.3
     # a shared λ but per-sample CutMix tensors: the per-sample path, not the one-box slicing
-    from lit_early_phase.functional.mixing import MixParams
+    from lit_early_phase.functional import ElemMixParams, MixParams
 
-    mp = MixParams(
-        2, 2, alpha=0.0, cutmix_alpha=1.0, partner=torch.tensor([1, 0]), lam=0.75, mixed=True,
-        cutmix=torch.tensor([True, False]), boxes=torch.tensor([[0, 4, 0, 4], [0, 0, 0, 0]]),
+    mp = ElemMixParams(
+        alpha=0.0, cutmix_alpha=1.0, partner=torch.tensor([1, 0]), lam=torch.tensor([0.75, 0.75]),
+        mixed=torch.tensor([True, True]), cutmix=torch.tensor([True, False]),
+        boxes=torch.tensor([[0, 4, 0, 4], [0, 0, 0, 0]]),
     )  # fmt: skip
+    assert isinstance(mp, MixParams) and isinstance(p, MixParams)
     x = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
     out = apply_mix(x, torch.tensor([0, 1]), mp, num_classes=2)
     assert out.inputs[0].sum().item() == 16.0  # the 4x4 box pasted from sample 1

@@ -1,11 +1,14 @@
-"""`lit-early-phase`: the LightningCLI entry point (``lit-early-phase fit --config configs/<recipe>.yaml``)."""
+"""The LightningCLI of the suite: ``EnlightenmentCLI`` and ``build_cli`` (``lit-early-phase fit --config ...``).
+
+The console script ``lit-early-phase`` (and ``python -m lit_early_phase``) is :mod:`lit_early_phase.__main__`,
+which dispatches to this module's LightningCLI and to the other commands; this module knows none of them.
+"""
 
 from __future__ import annotations
 
 import importlib
 import inspect
 import logging
-import sys
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
@@ -42,9 +45,7 @@ EPILOG = (
     "`lit-early-phase fit --trainer.callbacks.help EnlightenmentCallback`. Example: `lit-early-phase fit "
     "--model ImageClassifier --model.backbone test_resnet --data MNIST5kDataModule "
     "--trainer.max_epochs 2 --trainer.callbacks+=EnlightenmentCallback --trainer.callbacks.duration 1` "
-    "(the model's num_classes and in_chans come from the data module). A W&B workspace for the runs: "
-    "`lit-early-phase dashboard --entity E --project P` (`--print` writes its JSON). Which strategy, and will "
-    "the period matter: `lit-early-phase find --config recipe.yaml` (a short pilot run)."
+    "(the model's num_classes and in_chans come from the data module)."
 )
 
 
@@ -138,13 +139,17 @@ def _constructor_default(class_path: str, name: str) -> Any:
     return None if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
 
 
-def build_cli(args: list[str] | None = None, *, run: bool = True) -> EnlightenmentCLI:
+def build_cli(
+    args: list[str] | None = None, *, run: bool = True, epilog: str = EPILOG, prog: str | None = None
+) -> EnlightenmentCLI:
     """Parse ``args`` (``None`` reads ``sys.argv``), build trainer, model and data, and run the subcommand.
 
     Args:
         args: command-line arguments, e.g. ``["fit", "--config", "configs/fashion_mnist_mixup.yaml"]``; with
             ``run=False`` no subcommand, e.g. ``["--config", "configs/demo_fashion_mnist.yaml"]``.
         run: run the subcommand (``False`` only instantiates, as LightningCLI's ``run`` argument).
+        epilog: the text under ``--help`` (of the main parser and of each subcommand).
+        prog: the program's name in ``--help`` and in errors (``None``: argparse's, from ``sys.argv[0]``).
 
     Returns:
         The CLI object (its ``trainer``, ``model`` and ``datamodule`` are set).
@@ -158,37 +163,15 @@ def build_cli(args: list[str] | None = None, *, run: bool = True) -> Enlightenme
         >>> cli.trainer.callbacks[0].duration
         Duration(value=10.0, unit='ep', spec='10')
     """
-    epilog = {"epilog": EPILOG}
+    main_kwargs: dict[str, Any] = {"epilog": epilog} | ({"prog": prog} if prog else {})
     return EnlightenmentCLI(
         model_class=None,
         datamodule_class=None,
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={sub: dict(epilog) for sub in ("fit", "validate", "test", "predict")},
+        parser_kwargs=main_kwargs | {sub: {"epilog": epilog} for sub in ("fit", "validate", "test", "predict")},
         args=args,
         auto_configure_optimizers=False,
         run=run,
     )
-
-
-def main(args: list[str] | None = None) -> None:
-    """Console-script entry point ``lit-early-phase``: LightningCLI's subcommands, ``find`` and ``dashboard``.
-
-    Args:
-        args: command-line arguments (``None`` reads ``sys.argv``).
-    """
-    argv = sys.argv[1:] if args is None else args
-    if argv[:1] == ["dashboard"]:
-        from lit_early_phase import dashboard
-
-        sys.exit(dashboard.main(argv[1:]))
-    if argv[:1] == ["find"]:
-        from lit_early_phase.finder import command
-
-        sys.exit(command.main(argv[1:]))
-    build_cli(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -36,9 +36,8 @@ class JSONLPredictionWriter(BasePredictionWriter):
         >>> writer.output_path.name
         'predictions.jsonl'
 
-        From the CLI, ``--trainer.callbacks+=lit_early_phase.callbacks.predictions.JSONLPredictionWriter
-        --trainer.callbacks.output_path=predictions.jsonl`` adds it to a recipe's callbacks (docs/llm.md;
-        the old path ``lit_early_phase.modules.causal_lm.JSONLPredictionWriter`` works too).
+        From the CLI, ``--trainer.callbacks+=JSONLPredictionWriter --trainer.callbacks.output_path=predictions.jsonl``
+        adds it to a recipe's callbacks (docs/llm.md).
     """
 
     def __init__(self, output_path: str | os.PathLike) -> None:

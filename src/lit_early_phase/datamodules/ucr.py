@@ -2,7 +2,7 @@
 
 Reading the archive (which sets are on disk, name checks, downloads) is
 :mod:`lit_early_phase.datamodules.aeon_archive`; the in-memory handling of series (labels, the stratified split,
-z-normalisation, padding) is :mod:`lit_early_phase.datamodules.series`. Their names stay importable from here.
+z-normalisation, padding) is :mod:`lit_early_phase.datamodules.series`.
 
 Unequal lengths (JapaneseVowels, PickupGestureWiimoteZ, many downloadable sets) are handled in one of two
 documented ways (``unequal=``):
@@ -256,13 +256,4 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
         return f"{type(self).__name__}(name={self.name!r}, unequal={self.unequal!r}, znorm={self.znorm!r})"
 
 
-__all__ = [
-    "UNEQUAL_MODES",
-    "ZNORM_MODES",
-    "PadCollate",
-    "SeriesDataset",
-    "UCRDataModule",
-    "encode_labels",
-    "offline_classification_sets",
-    "stratified_split",
-]
+__all__ = ["UNEQUAL_MODES", "UCRDataModule"]

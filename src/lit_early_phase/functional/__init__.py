@@ -13,6 +13,7 @@ from lit_early_phase.functional.diagnostics import (
     flatten,
     interference_ratio,
 )
+from lit_early_phase.functional.draws import sample_beta
 from lit_early_phase.functional.losses import count_correct, soft_cross_entropy
 from lit_early_phase.functional.mix_params import (
     MIX_MODES,
@@ -20,7 +21,6 @@ from lit_early_phase.functional.mix_params import (
     ElemMixParams,
     MixMode,
     MixParams,
-    sample_beta,
     sample_mix_params,
     validate_mix_args,
 )

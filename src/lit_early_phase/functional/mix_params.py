@@ -15,10 +15,9 @@ batch is :mod:`lit_early_phase.functional.mixing`; building the soft targets is
 
 from __future__ import annotations
 
-import abc
 import functools
 from dataclasses import FrozenInstanceError, dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -39,8 +38,8 @@ MIX_MODES: tuple[str, ...] = ("batch", "elem")
 
 
 def _read_only(cls: type) -> type:
-    """``dataclass(frozen=True)`` whose assignment error says "read-only" (the message callers match since 0.x)."""
-    cls = dataclass(frozen=True, eq=False)(cls)  # eq=False: tensor fields, identity as in 0.x
+    """``dataclass(frozen=True)`` whose assignment error says "read-only" (and names the field)."""
+    cls = dataclass(frozen=True, eq=False)(cls)  # eq=False: tensor fields, so equality is identity
 
     def refuse(self: object, name: str, value: object = None) -> None:
         raise FrozenInstanceError(f"{type(self).__name__} is read-only: cannot set {name!r}.")
@@ -185,63 +184,9 @@ class ElemMixParams:
         return self.mixed.float().mean()
 
 
-class MixParams(abc.ABC):  # noqa: B024 (no abstract method: the type of "either record", and the 0.x constructor)
-    """What :func:`sample_mix_params` decided: a :class:`BatchMixParams` or an :class:`ElemMixParams`.
-
-    Both are registered here, so ``isinstance(p, MixParams)`` holds for either. Calling ``MixParams(...)``
-    keeps the constructor of 0.x: it builds a :class:`BatchMixParams` when every per-sample value is a Python
-    value (one draw for the batch), else an :class:`ElemMixParams` with the Python values broadcast.
-
-    Args:
-        batch_size: ``B``.
-        n_spatial: number of spatial dims ``S``.
-        alpha: the Mixup α.
-        cutmix_alpha: the CutMix α.
-        partner: ``(B,)`` partner indices (``None``: nobody is mixed with anybody else).
-        lam: ``(B,)`` tensor, or one λ for the batch.
-        mixed: ``(B,)`` bool tensor, or one bool for the batch.
-        cutmix: ``(B,)`` bool tensor, or one bool for the batch.
-        boxes: ``(B, 2 * S)`` long tensor, one box as a tuple, or ``None`` for no box.
-
-    Example:
-        >>> p = MixParams(2, 1, alpha=1.0, cutmix_alpha=0.0, partner=torch.tensor([1, 0]), lam=0.7, mixed=True)
-        >>> isinstance(p, MixParams), type(p).__name__, p.shared_lam
-        (True, 'BatchMixParams', 0.7)
-    """
-
-    def __new__(  # type: ignore[misc]
-        cls,
-        batch_size: int,
-        n_spatial: int,
-        *,
-        alpha: float,
-        cutmix_alpha: float,
-        partner: Tensor | None = None,
-        lam: Tensor | float = 1.0,
-        mixed: Tensor | bool = False,
-        cutmix: Tensor | bool = False,
-        boxes: Tensor | tuple[int, ...] | None = None,
-    ) -> BatchMixParams | ElemMixParams:
-        """Build the record that fits the values given (see the class docstring)."""
-        if not any(isinstance(v, Tensor) for v in (lam, mixed, cutmix, boxes)):
-            return BatchMixParams(
-                batch_size, n_spatial, float(alpha), float(cutmix_alpha), partner, float(lam), bool(mixed),
-                bool(cutmix), tuple(boxes or ()),
-            )  # fmt: skip
-
-        def per_sample(value: Any, dtype: torch.dtype) -> Tensor:
-            return value if isinstance(value, Tensor) else torch.full((batch_size,), value, dtype=dtype)
-
-        if not isinstance(boxes, Tensor):
-            boxes = torch.tensor(boxes or (0,) * (2 * n_spatial), dtype=torch.long).expand(batch_size, -1).clone()
-        return ElemMixParams(
-            float(alpha), float(cutmix_alpha), partner if partner is not None else torch.arange(batch_size),
-            per_sample(lam, torch.float32), per_sample(mixed, torch.bool), per_sample(cutmix, torch.bool), boxes,
-        )  # fmt: skip
-
-
-MixParams.register(BatchMixParams)
-MixParams.register(ElemMixParams)
+#: What :func:`sample_mix_params` returns: a :class:`BatchMixParams` or an :class:`ElemMixParams` (both have the
+#: same read API); ``isinstance(p, MixParams)`` holds for either. Build a record by hand with either class.
+MixParams = BatchMixParams | ElemMixParams
 
 
 def validate_mix_args(

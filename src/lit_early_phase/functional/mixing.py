@@ -18,31 +18,15 @@ import torch
 from torch import Tensor
 
 from lit_early_phase.functional.mix_params import (
-    MIX_MODES,
     BatchMixParams,
     ElemMixParams,
     MixMode,
-    MixParams,
-    sample_beta,
     sample_mix_params,
     validate_mix_args,
 )
 from lit_early_phase.functional.targets import blend_targets, smooth_one_hot
 
-__all__ = [  # the names of 0.x stay importable from here
-    "MIX_MODES",
-    "BatchMixParams",
-    "ElemMixParams",
-    "MixMode",
-    "MixOutput",
-    "MixParams",
-    "apply_mix",
-    "mix_batch",
-    "sample_beta",
-    "sample_mix_params",
-    "smooth_one_hot",
-    "validate_mix_args",
-]
+__all__ = ["MixOutput", "apply_mix", "mix_batch"]
 
 
 @dataclass(frozen=True)

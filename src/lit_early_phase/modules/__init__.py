@@ -1,6 +1,8 @@
 """LightningModules and the mixin that implements the :class:`~lit_early_phase.knobs.Enlightenable` protocol.
 
-The causal-LM names load on first use (they import transformers and peft).
+The causal-LM names load on first use (they import transformers and peft). The protocol itself lives in the core
+(:mod:`lit_early_phase.knobs`); the transformers plumbing (``load_tokenizer``, ``load_finetuned``, ...) in
+:mod:`lit_early_phase.hf`.
 """
 
 from __future__ import annotations
@@ -8,22 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from lit_early_phase.knobs import Enlightenable, Knobs, StepRecord
 from lit_early_phase.modules.classifier import ImageClassifier, create_backbone
 from lit_early_phase.modules.detection_models import DETECTION_MODELS, build_detector
 from lit_early_phase.modules.detector import ObjectDetector
 from lit_early_phase.modules.mixin import ClassificationStep, EnlightenmentMixin, EnlightenmentState
 
 if TYPE_CHECKING:
-    from lit_early_phase.modules.causal_lm import (
-        CausalLMFineTune,
-        LMStep,
-        load_causal_lm,
-        load_finetuned,
-        load_tokenizer,
-    )
+    from lit_early_phase.modules.causal_lm import CausalLMFineTune, LMStep
 
-_LAZY = ("CausalLMFineTune", "LMStep", "load_causal_lm", "load_finetuned", "load_tokenizer")
+_LAZY = ("CausalLMFineTune", "LMStep")
 
 
 def __getattr__(name: str) -> Any:
@@ -37,17 +32,11 @@ __all__ = [
     "DETECTION_MODELS",
     "CausalLMFineTune",
     "ClassificationStep",
-    "Enlightenable",
     "EnlightenmentMixin",
     "EnlightenmentState",
     "ImageClassifier",
-    "Knobs",
     "LMStep",
     "ObjectDetector",
-    "StepRecord",
     "build_detector",
     "create_backbone",
-    "load_causal_lm",
-    "load_finetuned",
-    "load_tokenizer",
 ]

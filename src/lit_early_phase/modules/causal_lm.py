@@ -8,14 +8,12 @@ tokens; the accuracy the :class:`~lit_early_phase.EnlightenmentCallback` monitor
 response tokens.
 
 The transformers / peft mechanics (model sources, GGUF, tokenizer, loading, saving, LoRA, the schedule) live in
-:mod:`lit_early_phase.hf`; their names are re-exported here, so ``lit_early_phase.modules.causal_lm.load_tokenizer``
-and the other old paths keep working, as does ``lit_early_phase.modules.causal_lm.JSONLPredictionWriter`` (now in
-:mod:`lit_early_phase.callbacks.predictions`).
+:mod:`lit_early_phase.hf` (``load_tokenizer``, ``load_finetuned``, ...); the callback that writes the predictions
+to a file is :class:`lit_early_phase.callbacks.JSONLPredictionWriter`, which this module does not know.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -31,48 +29,32 @@ from lit_early_phase._validation import check_choice, check_int, check_number
 from lit_early_phase.functional import DropOutput
 from lit_early_phase.functional.tokens import SequenceLosses, sequence_losses, token_accuracy_counts
 from lit_early_phase.hf import (
-    BF16_CPU_SLOWDOWN,
     DEFAULT_BETAS,
-    DEFAULT_LORA_TARGETS,
     DEFAULT_LR,
     DEFAULT_MIN_LR_RATIO,
     DEFAULT_WARMUP,
     DEFAULT_WEIGHT_DECAY,
     DTYPES,
-    SIDECAR,
     SMOLLM2,
-    SMOLLM2_GGUF,
-    SMOLLM2_PACKAGE,
     Dtype,
     FineTuneSavingMixin,
-    ModelSource,
     add_lora,
     check_argument,
     cpu_has_native_bf16,
     greedy_answers,
     greedy_reply,
     load_causal_lm,
-    load_finetuned,
     load_tokenizer,
     param_groups,
     plain_model,
-    resolve_model_source,
     resolve_optimizer_factory,
     slow_bf16_warning,
-    smollm2_gguf,
     warmup_cosine_schedule,
 )
 
 # the class-path dicts of optimizer / scheduler factories have one home, beside ImageClassifier
 from lit_early_phase.modules.factories import _NotStored, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
-
-
-def __getattr__(name: str) -> Any:
-    # PEP 562: the old path of the prediction writer, without an import from modules into callbacks
-    if name == "JSONLPredictionWriter":
-        return importlib.import_module("lit_early_phase.callbacks.predictions").JSONLPredictionWriter
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_restorable(*factories: Any) -> None:
@@ -449,22 +431,4 @@ class CausalLMFineTune(FineTuneSavingMixin, EnlightenmentMixin, L.LightningModul
         return greedy_reply(self.model, self.tokenizer, prompt, max_new_tokens=max_new_tokens, device=self.device)
 
 
-__all__ = [
-    "BF16_CPU_SLOWDOWN",
-    "DEFAULT_LORA_TARGETS",
-    "SIDECAR",
-    "SMOLLM2",
-    "SMOLLM2_GGUF",
-    "SMOLLM2_PACKAGE",
-    "CausalLMFineTune",
-    "Dtype",
-    "JSONLPredictionWriter",  # noqa: F822 - module __getattr__
-    "LMStep",
-    "ModelSource",
-    "cpu_has_native_bf16",
-    "load_causal_lm",
-    "load_finetuned",
-    "load_tokenizer",
-    "resolve_model_source",
-    "smollm2_gguf",
-]
+__all__ = ["CausalLMFineTune", "LMStep"]

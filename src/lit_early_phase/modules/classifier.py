@@ -19,7 +19,7 @@ from lit_early_phase._validation import check_choice
 from lit_early_phase.functional import MixMode, mix_batch, soft_cross_entropy
 from lit_early_phase.modules.factories import optimizers_from_factories, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
-from lit_early_phase.modules.rng import RNG_KEY, GlobalRNGCheckpointMixin  # noqa: F401  (RNG_KEY: old import path)
+from lit_early_phase.modules.rng import GlobalRNGCheckpointMixin
 
 #: timm as the ``vision`` extra of ``pyproject.toml`` asks for it (the series backbones do not need it).
 TIMM = RequirementCache("timm>=1.0")

@@ -20,7 +20,7 @@ from lit_early_phase._validation import check_choice
 from lit_early_phase.functional import MixMode
 from lit_early_phase.functional.detection import DetectionMixOutput, mix_detection
 from lit_early_phase.modules.detection_losses import DetectionLosses, detection_losses
-from lit_early_phase.modules.detection_models import DETECTION_MODELS, build_detector
+from lit_early_phase.modules.detection_models import build_detector
 from lit_early_phase.modules.factories import optimizers_from_factories, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 from lit_early_phase.modules.rng import GlobalRNGCheckpointMixin
@@ -332,4 +332,4 @@ class ObjectDetector(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningMo
         return optimizers_from_factories(params, self.optimizer_factory, self.lr_scheduler_factory, self.lr_interval)
 
 
-__all__ = ["DETECTION_MODELS", "MAP_KEYS", "PACKAGED_WEIGHTS", "ObjectDetector", "resolve_backbone_weights"]
+__all__ = ["MAP_KEYS", "PACKAGED_WEIGHTS", "ObjectDetector", "resolve_backbone_weights"]

@@ -1,9 +1,11 @@
 """`lit-early-phase dashboard`: a W&B workspace that shows the enlightenment period of the project's runs.
 
-Built with ``wandb-workspaces`` from the keys the callback really writes (``callbacks.applied_logging.LOGGED_KEYS``,
-the run-summary keys of ``reporting.wandb_run.SUMMARY_KEYS`` and the figure's key), so a renamed key changes the
-dashboard with it. Sections: the monitor with the boundary and the figure, Mixup α / λ, removal, the shipped
-modules' accuracy / mAP / loss, and diagnostics (``diagnostics/*``) when runs log them.
+Built with ``wandb-workspaces`` from the keys the callback really writes (the ``enlightenment/`` prefix and run-summary
+keys of :mod:`~lit_early_phase.reporting.wandb_run`, the figure's key, the ``diagnostics/`` prefix of
+:mod:`~lit_early_phase.reporting.figure`); ``tests/test_dashboard.py`` checks the panels against the keys a real run
+writes, so a renamed key fails it. Like the rest of :mod:`lit_early_phase.reporting`, it imports no other layer.
+Sections: the monitor with the boundary and the figure, Mixup α / λ, removal, the shipped modules' accuracy /
+mAP / loss, and diagnostics (``diagnostics/*``) when runs log them.
 
     lit-early-phase dashboard --entity ENTITY --project PROJECT     # saves the workspace (needs the network)
     lit-early-phase dashboard --entity ENTITY --project PROJECT --print > workspace.json   # offline: its JSON
@@ -17,8 +19,7 @@ from typing import Any
 
 from lightning_utilities.core.imports import RequirementCache
 
-from lit_early_phase.callbacks import diagnostics as D
-from lit_early_phase.callbacks.applied_logging import BOUNDARY_KEYS, MONITOR_KEY
+from lit_early_phase.reporting.figure import DIAGNOSTICS_PREFIX
 from lit_early_phase.reporting.loggers import FIGURE_KEY
 from lit_early_phase.reporting.wandb_run import PREFIX
 
@@ -34,6 +35,10 @@ MODULE_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 def _key(name: str) -> str:
     return PREFIX + name
+
+
+def _diagnostic(name: str) -> str:
+    return DIAGNOSTICS_PREFIX + name
 
 
 def panel_keys(workspace: Any) -> set[str]:
@@ -83,8 +88,8 @@ def build_workspace(entity: str, project: str, name: str = "Enlightenment period
             name="Enlightenment period: monitor and boundary",
             is_open=True,
             panels=[
-                line("monitor at the checks (the period ends at the threshold)", MONITOR_KEY, phase),
-                wr.ScalarChart(title="boundary step", metric=wr.SummaryMetric(BOUNDARY_KEYS[0])),
+                line("monitor at the checks (the period ends at the threshold)", _key("monitor"), phase),
+                wr.ScalarChart(title="boundary step", metric=wr.SummaryMetric(_key("boundary_step"))),
                 wr.ScalarChart(title="share of the run in the period", metric=wr.SummaryMetric(_key("period_share"))),
                 wr.MediaBrowser(title="boundary figure", media_keys=[FIGURE_KEY]),
             ],
@@ -111,12 +116,17 @@ def build_workspace(entity: str, project: str, name: str = "Enlightenment period
             name="Diagnostics (EnlightenmentDiagnostics)",
             is_open=False,
             panels=[
-                line("Mixup gradient interference (perpendicular part / clean norm)", D.INTERFERENCE, phase),
-                line("cosine of mixed and clean gradients", D.MIXED_COSINE),
-                line("dead-activation fraction, clean and mixed probe", D.DEAD_MEAN, D.DEAD_MIXED, phase),
-                line("BENR (per check window, per epoch)", D.BENR, D.BENR_EPOCH),
-                line("activation trajectory distance", D.ATD),
-                wr.LinePlot(title="dead fraction per layer", x=STEP, metric_regex=D.DEAD_LAYER + ".*"),
+                line("Mixup gradient interference (perpendicular / clean norm)", _diagnostic("interference"), phase),
+                line("cosine of mixed and clean gradients", _diagnostic("mixed_clean_cosine")),
+                line(
+                    "dead-activation fraction, clean and mixed probe",
+                    _diagnostic("dead_fraction"),
+                    _diagnostic("dead_fraction_mixed"),
+                    phase,
+                ),
+                line("BENR (per check window, per epoch)", _diagnostic("benr"), _diagnostic("benr_epoch")),
+                line("activation trajectory distance", _diagnostic("atd")),
+                wr.LinePlot(title="dead fraction per layer", x=STEP, metric_regex=_diagnostic("dead/") + ".*"),
             ],
         ),
     ]
