@@ -64,7 +64,8 @@ def main(args: list[str] | None = None) -> None:
         sys.exit(entry(argv[1:]))
     from lit_early_phase.cli import EPILOG, build_cli
 
-    build_cli(argv, epilog=f"{EPILOG} {commands_help()}", prog="lit-early-phase")
+    # `args` as given: LightningCLI reads sys.argv itself when it is None (and warns when given both)
+    build_cli(args, epilog=f"{EPILOG} {commands_help()}", prog="lit-early-phase")
 
 
 if __name__ == "__main__":  # pragma: no cover
