@@ -63,6 +63,7 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
         ("finder/pilot.py", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.cli")),
         ("hf", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
                 "lit_early_phase.strategies")),
+        ("recipes", ("lightning", "torch", "lit_early_phase")),
     ],
 )  # fmt: skip
 def test_imports_flow_one_way(layer: str, forbidden: tuple[str, ...]) -> None:

@@ -1,4 +1,4 @@
-"""`lit-early-phase`: the LightningCLI entry point (``lit-early-phase fit --config configs/<recipe>.yaml``)."""
+"""`lit-early-phase`: the LightningCLI entry point (``lit-early-phase fit --config <recipe name or file>``)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import lit_early_phase.datamodules
 import lit_early_phase.modules.causal_lm
 import lit_early_phase.modules.classifier
 import lit_early_phase.modules.detector  # noqa: F401
+from lit_early_phase.recipes import HELP as RECIPES_HELP
+from lit_early_phase.recipes import resolve_config_args
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ EPILOG = (
     "--trainer.max_epochs 2 --trainer.callbacks+=EnlightenmentCallback --trainer.callbacks.duration 1` "
     "(the model's num_classes and in_chans come from the data module). A W&B workspace for the runs: "
     "`lit-early-phase dashboard --entity E --project P` (`--print` writes its JSON). Which strategy, and will "
-    "the period matter: `lit-early-phase find --config recipe.yaml` (a short pilot run)."
+    "the period matter: `lit-early-phase find --config recipe.yaml` (a short pilot run). " + RECIPES_HELP
 )
 
 
@@ -142,12 +144,16 @@ def build_cli(args: list[str] | None = None, *, run: bool = True) -> Enlightenme
     """Parse ``args`` (``None`` reads ``sys.argv``), build trainer, model and data, and run the subcommand.
 
     Args:
-        args: command-line arguments, e.g. ``["fit", "--config", "configs/fashion_mnist_mixup.yaml"]``; with
-            ``run=False`` no subcommand, e.g. ``["--config", "configs/demo_fashion_mnist.yaml"]``.
+        args: command-line arguments, e.g. ``["fit", "--config", "fashion_mnist_mixup"]``; with ``run=False`` no
+            subcommand, e.g. ``["--config", "demo_fashion_mnist"]``. A ``--config`` value that is not an existing
+            file names a packaged recipe (``lit_early_phase.recipes.resolve_config_args``).
         run: run the subcommand (``False`` only instantiates, as LightningCLI's ``run`` argument).
 
     Returns:
         The CLI object (its ``trainer``, ``model`` and ``datamodule`` are set).
+
+    Raises:
+        ValueError: when a ``--config`` value is neither a file nor a recipe name (the message lists the names).
 
     Example:
         >>> cli = build_cli(["--model", "ImageClassifier", "--model.backbone", "test_resnet",
@@ -158,6 +164,10 @@ def build_cli(args: list[str] | None = None, *, run: bool = True) -> Enlightenme
         >>> cli.trainer.callbacks[0].duration
         Duration(value=10.0, unit='ep', spec='10')
     """
+    if args is None:  # LightningCLI reads sys.argv itself (given `args` too, it warns of a mix-up)
+        sys.argv[1:] = resolve_config_args(sys.argv[1:])
+    else:
+        args = resolve_config_args(args)
     epilog = {"epilog": EPILOG}
     return EnlightenmentCLI(
         model_class=None,
@@ -173,7 +183,7 @@ def build_cli(args: list[str] | None = None, *, run: bool = True) -> Enlightenme
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console-script entry point ``lit-early-phase``: LightningCLI's subcommands, ``find`` and ``dashboard``.
+    """Entry point ``lit-early-phase``: LightningCLI's subcommands, ``find``, ``dashboard``, ``recipes``.
 
     Args:
         args: command-line arguments (``None`` reads ``sys.argv``).
@@ -183,6 +193,10 @@ def main(args: list[str] | None = None) -> None:
         from lit_early_phase import dashboard
 
         sys.exit(dashboard.main(argv[1:]))
+    if argv[:1] == ["recipes"]:
+        from lit_early_phase import recipes
+
+        sys.exit(recipes.main(argv[1:]))
     if argv[:1] == ["find"]:
         from lit_early_phase.finder import command
 
