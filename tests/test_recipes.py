@@ -101,9 +101,10 @@ def test_an_unknown_name_exits_2_listing_the_recipes(capsys):
     assert "No recipe named 'nope'" in err and "demo_fashion_mnist" in err
 
 
-def test_help_says_how_recipes_are_named(capsys):
+@pytest.mark.parametrize("argv", [["fit", "--help"], ["find", "--help"]])
+def test_help_says_how_recipes_are_named(capsys, argv):
     with pytest.raises(SystemExit) as exit_info:
-        build_cli(["fit", "--help"])
+        main(argv)
     assert exit_info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "--config demo_fashion_mnist" in out and "--config recipe:demo_fashion_mnist" in out
