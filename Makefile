@@ -35,7 +35,7 @@ data:
 	bash scripts/install-data.sh
 
 demo: setup
-	$(BIN)/lit-early-phase fit --config configs/demo_fashion_mnist.yaml
+	$(BIN)/lit-early-phase fit --config demo_fashion_mnist
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

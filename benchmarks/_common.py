@@ -48,9 +48,9 @@ def package_version(package: str) -> str:
         return "not installed"
 
 
-#: What decides a result: the package, the benchmark scripts, the recipes and the dependency list. A change
+#: What decides a result: the package (its recipes included), the benchmark scripts and the dependency list. A change
 #: outside these (docs, results, tests) does not change what a benchmark measures.
-CODE_PATHS = ("src", "benchmarks", "configs", "pyproject.toml")
+CODE_PATHS = ("src", "benchmarks", "pyproject.toml")
 
 
 def _git(*args: str) -> str:

@@ -1,6 +1,6 @@
 """The README demo, measured: wall time, peak memory, where the period ended and the final validation accuracy.
 
-Runs exactly what ``make demo`` runs after set-up (``lit-early-phase fit --config configs/demo_fashion_mnist.yaml``)
+Runs exactly what ``make demo`` runs after set-up (``lit-early-phase fit --config demo_fashion_mnist``)
 as a child process, ``--repeats`` times, and reads the figures from what it prints: the callback's boundary line
 and its end-of-fit summary. Logs go to a temporary folder. Run it on a quiet machine: the time is the figure.
 
@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
-RECIPE = "configs/demo_fashion_mnist.yaml"
+RECIPE = "demo_fashion_mnist"  # a packaged recipe, by name (`lit-early-phase recipes`)
 CLI = Path(sys.executable).with_name("lit-early-phase")
 QUICK_ARGS = ["--trainer.max_steps", "30", "--trainer.limit_val_batches", "4", "--data.train_subset", "2000"]
 BOUNDARY = re.compile(r"Enlightenment period ended at step (\d+) \(epoch (\d+)\): (.*?)\. \w+ switched")
@@ -69,8 +69,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"# The README demo ({h['mode']} run)",
         "",
         *C.header_markdown(h),
-        f"- Command: `lit-early-phase fit --config {RECIPE}` {' '.join(h['extra_args'])}, {len(runs)} run(s) one "
-        "after the other, environment already set up (no install time).",
+        f"- Command: `lit-early-phase fit --config {h['config']['recipe']}` {' '.join(h['extra_args'])}, "
+        f"{len(runs)} run(s) one after the other, environment already set up (no install time).",
         f"- Load average (1 min) during the runs: min {result['load']['min']:.2f}, max {result['load']['max']:.2f}.",
         "",
         "| run | wall time | peak RSS MB | boundary step (epoch) | reason | final val/acc | val/loss |",

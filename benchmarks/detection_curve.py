@@ -1,6 +1,6 @@
 """Where the enlightenment period ends for a detector: the default monitor's curve on the tree crowns.
 
-Fits the tree-crown recipe's model (``configs/tree_crowns_frcnn_mixup_pause.yaml``: Faster R-CNN on the packaged
+Fits the tree-crown recipe's model (``tree_crowns_frcnn_mixup_pause``: Faster R-CNN on the packaged
 ImageNet EfficientNet-Lite0, 400 px tiles, batch 4, detection Mixup α 0.2, the default ``EnlightenmentCallback``
 with Mixup Pause) for ``--epochs`` epochs per seed and records, at every step, the box classifier's accuracy on
 its sampled foreground proposals (what the callback's running accuracy sums), where the callback ended the
@@ -137,7 +137,7 @@ def main() -> None:
     git = C.require_committed_code(mode, allow_dirty=args.allow_dirty)
     C.quiet()
     seeds = args.seeds[:1] if args.quick else args.seeds
-    config = {"epochs": args.epochs, "recipe": "configs/tree_crowns_frcnn_mixup_pause.yaml", "batch_size": 4}
+    config = {"epochs": args.epochs, "recipe": "tree_crowns_frcnn_mixup_pause", "batch_size": 4}
     header = C.header("benchmarks/detection_curve.py", mode=mode, seeds=seeds, config=config, git=git, threads=2)
     runs = [run(s, epochs=args.epochs, quick=args.quick) for s in seeds]
     result = {"header": header, "runs": runs}

@@ -1,6 +1,6 @@
 """Does Mixup Pause help a detector? mAP@0.5 on the tree crowns with always-Mixup, Mixup Pause and no Mixup.
 
-Three arms of the tree-crown recipe (``configs/tree_crowns_frcnn_mixup_pause.yaml``: Faster R-CNN on the packaged
+Three arms of the tree-crown recipe (``tree_crowns_frcnn_mixup_pause``: Faster R-CNN on the packaged
 ImageNet EfficientNet-Lite0, 400 px tiles, batch 4, AdamW 2e-4, ``--epochs`` epochs), the same seeds:
 
 * ``always_mixup``: detection Mixup α 0.2 from the first step, no callback;
@@ -140,7 +140,7 @@ def main() -> None:
     mode = "quick" if args.quick else "full"
     git = C.require_committed_code(mode, allow_dirty=args.allow_dirty)
     seeds = args.seeds[:1] if args.quick else args.seeds
-    config = {"epochs": args.epochs, "recipe": "configs/tree_crowns_frcnn_mixup_pause.yaml", "batch_size": 4}
+    config = {"epochs": args.epochs, "recipe": "tree_crowns_frcnn_mixup_pause", "batch_size": 4}
     config["arms"] = {a: {"mixup_alpha": ARMS[a][0], "mixup_pause_callback": ARMS[a][1]} for a in args.arms}
     cid = hashlib.sha1(json.dumps([config, mode, git["code_id"]], sort_keys=True).encode()).hexdigest()[:12]
     log = stem.parent / f"{stem.name}_runs.jsonl"

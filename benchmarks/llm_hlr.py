@@ -1,6 +1,6 @@
 """SmolLM2-135M-Instruct + LoRA on chatterbot-corpus: baseline vs High-Loss Removal (metric rule, fixed short).
 
-The settings come from ``configs/smollm2_lora_hlr.yaml`` (model, LoRA, optimizer, data, precision, gradient
+The settings come from the packaged recipe ``smollm2_lora_hlr`` (model, LoRA, optimizer, data, precision, gradient
 clipping); only the callback differs between the arms, and every arm runs the same number of optimizer steps
 from the same seed (same LoRA initialisation, same batch order), so two arms differ only by the removal:
 
@@ -38,7 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
-RECIPE = C.ROOT / "configs" / "smollm2_lora_hlr.yaml"
+RECIPE = "smollm2_lora_hlr"  # a packaged recipe, by name
 ARMS = ("baseline", "hlr_metric", "hlr_fixed")
 WINDOW, CHECK_EVERY, THRESHOLD = 20, 10, 0.5  # EnlightenmentCallback defaults, replayed for every arm
 
@@ -46,14 +46,16 @@ WINDOW, CHECK_EVERY, THRESHOLD = 20, 10, 0.5  # EnlightenmentCallback defaults, 
 def _recipe() -> dict[str, Any]:
     import yaml
 
-    return yaml.safe_load(RECIPE.read_text())
+    from lit_early_phase.recipes import recipe_path
+
+    return yaml.safe_load(recipe_path(RECIPE).read_text())
 
 
 def _fixed_duration(recipe: dict[str, Any]) -> str:
     for cb in recipe["trainer"].get("callbacks", []):
         if cb["class_path"].endswith("EnlightenmentCallback"):
             return str(cb["init_args"]["duration"])
-    raise ValueError(f"{RECIPE.name} has no EnlightenmentCallback with a duration")
+    raise ValueError(f"{RECIPE} has no EnlightenmentCallback with a duration")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -212,7 +214,7 @@ def header(args: argparse.Namespace, git: dict[str, Any]) -> dict[str, Any]:
         mode="quick" if args.quick else "full",
         seeds=[recipe["seed_everything"]],
         config={
-            "recipe": str(RECIPE.relative_to(C.ROOT)),
+            "recipe": RECIPE,
             "model": recipe["model"]["init_args"],
             "data": dict(recipe["data"]["init_args"], limit=args.limit),
             "precision": recipe["trainer"].get("precision", "32-true"),

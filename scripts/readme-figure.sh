@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
-.venv/bin/lit-early-phase fit --config configs/demo_fashion_mnist.yaml --trainer.max_epochs 1 \
+.venv/bin/lit-early-phase fit --config demo_fashion_mnist --trainer.max_epochs 1 \
   --trainer.log_every_n_steps 2 --trainer.logger.init_args.save_dir "$out" --trainer.enable_progress_bar false
 mkdir -p docs/images
 cp "$(find "$out" -name enlightenment_period.png | head -1)" docs/images/enlightenment_period_demo.png

@@ -22,8 +22,6 @@ from lit_early_phase.hf import cpu_has_native_bf16, load_finetuned, warmup_cosin
 from lit_early_phase.modules import causal_lm
 from lit_early_phase.modules.causal_lm import CausalLMFineTune
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def batch_of(tokenizer, n=4, max_length=64):
     dm = InstructionDataModule(RECORDS[:n], tokenizer=tokenizer, val_fraction=0.0, batch_size=n, max_length=max_length)
@@ -415,7 +413,9 @@ def test_bf16_on_a_cpu_without_native_bf16_warns_once(
 def test_recipe_uses_fp32_where_it_runs():
     import yaml
 
-    recipe = yaml.safe_load((ROOT / "configs" / "smollm2_lora_hlr.yaml").read_text())
+    from lit_early_phase.recipes import recipe_path
+
+    recipe = yaml.safe_load(recipe_path("smollm2_lora_hlr").read_text())
     assert recipe["trainer"]["precision"] == "32-true"
 
 
@@ -447,7 +447,7 @@ def test_recipe_runs_with_the_cli(tmp_path):
         [
             "fit",
             "--config",
-            str(ROOT / "configs" / "smollm2_lora_hlr.yaml"),
+            "smollm2_lora_hlr",
             "--trainer.max_steps=2",
             "--trainer.limit_val_batches=1",
             "--trainer.val_check_interval=2",

@@ -1,7 +1,6 @@
 """The CLI links `num_classes` / `in_chans` from the data module to the model (recipes do not repeat them)."""
 
 import logging
-from pathlib import Path
 
 import lightning as L
 import pytest
@@ -10,8 +9,9 @@ from helpers import random_loader
 from torch.utils.data import DataLoader
 
 from lit_early_phase.cli import LINKED_FROM_DATA, build_cli
+from lit_early_phase.recipes import names, recipe_path
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = [recipe_path(name) for name in names()]
 
 
 class OwnDataModule(L.LightningDataModule):

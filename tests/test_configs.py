@@ -1,8 +1,7 @@
-"""Every YAML recipe in configs/ loads through the CLI and runs a couple of steps; CLI values and help."""
+"""Every packaged recipe loads through the CLI and runs a couple of steps; recipes by name; CLI values and help."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
@@ -10,9 +9,10 @@ import yaml
 from lit_early_phase import Duration, EnlightenmentCallback, ImageClassifier
 from lit_early_phase.cli import build_cli
 from lit_early_phase.datamodules import MNIST5kDataModule
+from lit_early_phase.recipes import names, recipe_path
 from lit_early_phase.strategies import STRATEGIES
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = [recipe_path(name) for name in names()]
 
 
 def test_there_are_recipes():
@@ -51,7 +51,7 @@ def test_recipe_runs(config, tmp_path):
 
 def test_bad_strategy_in_yaml_is_refused_naming_the_value(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((CONFIGS[0].parent / "demo_fashion_mnist.yaml").read_text().replace("mixup_pause", "mixup_paws"))
+    bad.write_text(recipe_path("demo_fashion_mnist").read_text().replace("mixup_pause", "mixup_paws"))
     with pytest.raises(SystemExit) as exit_info:
         build_cli(["fit", "--config", str(bad), "--trainer.fast_dev_run=1"], run=False)
     assert exit_info.value.code == 2

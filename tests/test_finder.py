@@ -91,7 +91,7 @@ def test_a_module_that_does_not_mix_gets_high_loss_removal_when_the_period_is_lo
 
 def test_the_find_command_on_a_recipe(tmp_path, capsys):
     out = tmp_path / "finder"
-    args = ["find", "--config", "configs/demo_fashion_mnist.yaml", "--max-pilot-steps", "6", "--every-n-steps", "3",
+    args = ["find", "--config", "demo_fashion_mnist", "--max-pilot-steps", "6", "--every-n-steps", "3",
             "--out", str(out), "--trainer.max_steps", "60", "--trainer.logger", "false",
             "--data", "MNIST5kDataModule", "--data.batch_size", "16", "--data.train_subset", "128",
             "--data.val_size", "32", "--data.num_workers", "0", "--data.persistent_workers", "false"]  # fmt: skip

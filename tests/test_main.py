@@ -22,7 +22,7 @@ def test_python_dash_m_prints_the_help_of_every_command():
     out = " ".join(done.stdout.split())  # argparse wraps the epilog
     assert out.startswith("usage: lit-early-phase")
     assert all(sub in out for sub in ("fit", "validate", "test", "predict"))
-    assert "`find --config recipe.yaml`" in out and "`dashboard --entity E --project P`" in out
+    assert "`recipes`" in out and "`find --config recipe.yaml`" in out and "`dashboard --entity E --project P`" in out
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

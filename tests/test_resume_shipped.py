@@ -19,8 +19,6 @@ from lit_early_phase import EnlightenmentCallback, ImageClassifier
 from lit_early_phase.datamodules import MNIST5kDataModule
 from lit_early_phase.datamodules.ucr import UCRDataModule
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 class Trace(Callback):
     """What every training step applied, keyed by the step it completed (global_step after it)."""
@@ -142,13 +140,13 @@ def test_bad_class_path_dicts_are_clear_errors(optimizer, match):
 
 
 def test_cli_recipe_checkpoint_loads_weights_only_resumes_and_rebuilds(tmp_path):
-    """`lit-early-phase fit --config configs/demo_fashion_mnist.yaml` (tiny), then `--ckpt_path`, then Python."""
+    """`lit-early-phase fit --config demo_fashion_mnist` (tiny), then `--ckpt_path`, then Python."""
     from lit_early_phase.cli import build_cli
 
     def cli(max_steps: int, *extra: str):
         return build_cli(
             [
-                "fit", "--config", str(ROOT / "configs" / "demo_fashion_mnist.yaml"),
+                "fit", "--config", "demo_fashion_mnist",
                 "--trainer.max_steps", str(max_steps), "--trainer.limit_val_batches", "1",
                 "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
                 "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_checkpointing", "true",

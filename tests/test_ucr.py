@@ -294,13 +294,13 @@ def test_default_callback_picks_high_loss_removal_on_series(tmp_path):
         assert set(torch.nonzero(~kept).flatten().tolist()) == set(torch.topk(losses, k).indices.tolist())
 
 
-@pytest.mark.parametrize("config", ["ucr_gunpoint_hlr.yaml", "ucr_basicmotions_hlr.yaml"])
+@pytest.mark.parametrize("config", ["ucr_gunpoint_hlr", "ucr_basicmotions_hlr"])
 def test_config_runs(tmp_path, config):
     from lit_early_phase.cli import build_cli
 
     cli = build_cli(
         [
-            "fit", "--config", str(ROOT / "configs" / config), "--trainer.max_epochs", "1",
+            "fit", "--config", config, "--trainer.max_epochs", "1",
             "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
             "--trainer.enable_checkpointing", "false", "--trainer.logger", "false",
         ]

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from typing import TYPE_CHECKING, Any
 
 from lit_early_phase.callbacks import Duration, EnlightenmentCallback, EnlightenmentDiagnostics
@@ -21,7 +22,12 @@ from lit_early_phase.strategies import AlphaBoost, HighLossRemoval, MixupPause, 
 if TYPE_CHECKING:
     from lit_early_phase.modules import CausalLMFineTune, EnlightenmentMixin, ImageClassifier, ObjectDetector
 
-__version__ = "0.1.0"
+try:
+    __version__ = importlib.metadata.version("lit-early-phase")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover - a source tree on sys.path, never installed
+    # pyproject.toml holds the one version string; a checkout used without `pip install` has no metadata to read
+    # it from, and a second copy here would drift. "0+unknown" is a valid version that sorts below every release.
+    __version__ = "0+unknown"
 
 # PEP 562 lazy attributes: the name -> the module that defines it (imported on first access).
 _LAZY = {

@@ -1,7 +1,8 @@
 """``lit-early-phase`` (and ``python -m lit_early_phase``): the one dispatcher on top of every command.
 
-LightningCLI's subcommands (``fit``, ``validate``, ``test``, ``predict``) go to :func:`lit_early_phase.cli.build_cli`;
-``find`` to :mod:`lit_early_phase.finder.command`; ``dashboard`` to :mod:`lit_early_phase.reporting.dashboard`.
+LightningCLI's subcommands (``fit``, ``validate``, ``test``, ``predict``) go to
+:func:`lit_early_phase.cli.build_cli`; ``recipes`` to :mod:`lit_early_phase.recipes`; ``find`` to
+:mod:`lit_early_phase.finder.command`; ``dashboard`` to :mod:`lit_early_phase.reporting.dashboard`.
 Every command is registered here, and nothing in the package imports this module back.
 """
 
@@ -17,6 +18,12 @@ def _find(argv: list[str]) -> int:
     return command.main(argv)
 
 
+def _recipes(argv: list[str]) -> int:
+    from lit_early_phase import recipes
+
+    return recipes.main(argv)
+
+
 def _dashboard(argv: list[str]) -> int:
     from lit_early_phase.reporting import dashboard
 
@@ -25,6 +32,7 @@ def _dashboard(argv: list[str]) -> int:
 
 #: the commands besides LightningCLI's: name -> (entry point taking the arguments after the name, one-line help)
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "recipes": (_recipes, "`recipes`: the packaged recipes, one line each (`--config NAME` runs one)"),
     "find": (_find, "`find --config recipe.yaml`: which strategy, and will the period matter (a short pilot run)"),
     "dashboard": (_dashboard, "`dashboard --entity E --project P`: a W&B workspace for the runs (`--print`: its JSON)"),
 }
@@ -37,20 +45,20 @@ def commands_help() -> str:
         The text: ``"More commands (each has --help): ..."``.
 
     Example:
-        >>> commands_help().startswith("More commands (each has --help): `find --config recipe.yaml`: which")
+        >>> commands_help().startswith("More commands (each has --help): `recipes`: the packaged recipes")
         True
     """
     return "More commands (each has --help): " + "; ".join(text for _, text in COMMANDS.values()) + "."
 
 
 def main(args: list[str] | None = None) -> None:
-    """Console-script entry point ``lit-early-phase``: LightningCLI's subcommands, ``find`` and ``dashboard``.
+    """Console-script entry point ``lit-early-phase``: LightningCLI's subcommands, ``recipes``, ``find``, ``dashboard``.
 
     Args:
         args: command-line arguments (``None`` reads ``sys.argv``).
 
     Raises:
-        SystemExit: with the exit status of ``find`` and ``dashboard`` (LightningCLI's subcommands return).
+        SystemExit: with the exit status of ``recipes``, ``find`` and ``dashboard`` (LightningCLI's subcommands return).
 
     Example:
         >>> main(["dashboard", "--help"])  # doctest: +ELLIPSIS

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import sys
 from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
@@ -20,6 +21,8 @@ import lit_early_phase.datamodules
 import lit_early_phase.modules.causal_lm
 import lit_early_phase.modules.classifier
 import lit_early_phase.modules.detector  # noqa: F401
+from lit_early_phase.recipes import HELP as RECIPES_HELP
+from lit_early_phase.recipes import resolve_config_args
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ EPILOG = (
     "`lit-early-phase fit --trainer.callbacks.help EnlightenmentCallback`. Example: `lit-early-phase fit "
     "--model ImageClassifier --model.backbone test_resnet --data MNIST5kDataModule "
     "--trainer.max_epochs 2 --trainer.callbacks+=EnlightenmentCallback --trainer.callbacks.duration 1` "
-    "(the model's num_classes and in_chans come from the data module)."
+    "(the model's num_classes and in_chans come from the data module). " + RECIPES_HELP
 )
 
 
@@ -145,14 +148,18 @@ def build_cli(
     """Parse ``args`` (``None`` reads ``sys.argv``), build trainer, model and data, and run the subcommand.
 
     Args:
-        args: command-line arguments, e.g. ``["fit", "--config", "configs/fashion_mnist_mixup.yaml"]``; with
-            ``run=False`` no subcommand, e.g. ``["--config", "configs/demo_fashion_mnist.yaml"]``.
+        args: command-line arguments, e.g. ``["fit", "--config", "fashion_mnist_mixup"]``; with ``run=False`` no
+            subcommand, e.g. ``["--config", "demo_fashion_mnist"]``. A ``--config`` value that is not an existing
+            file names a packaged recipe (``lit_early_phase.recipes.resolve_config_args``).
         run: run the subcommand (``False`` only instantiates, as LightningCLI's ``run`` argument).
         epilog: the text under ``--help`` (of the main parser and of each subcommand).
         prog: the program's name in ``--help`` and in errors (``None``: argparse's, from ``sys.argv[0]``).
 
     Returns:
         The CLI object (its ``trainer``, ``model`` and ``datamodule`` are set).
+
+    Raises:
+        ValueError: when a ``--config`` value is neither a file nor a recipe name (the message lists the names).
 
     Example:
         >>> cli = build_cli(["--model", "ImageClassifier", "--model.backbone", "test_resnet",
@@ -163,6 +170,10 @@ def build_cli(
         >>> cli.trainer.callbacks[0].duration
         Duration(value=10.0, unit='ep', spec='10')
     """
+    if args is None:  # LightningCLI reads sys.argv itself (given `args` too, it warns of a mix-up)
+        sys.argv[1:] = resolve_config_args(sys.argv[1:])
+    else:
+        args = resolve_config_args(args)
     main_kwargs: dict[str, Any] = {"epilog": epilog} | ({"prog": prog} if prog else {})
     return EnlightenmentCLI(
         model_class=None,

@@ -1,4 +1,4 @@
-"""``lit-early-phase find --config recipe.yaml``: the finder on a LightningCLI recipe."""
+"""``lit-early-phase find --config <recipe name or file>``: the finder on a LightningCLI recipe."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import math
 import sys
 from pathlib import Path
 from typing import Any
+
+from lit_early_phase.recipes import HELP as RECIPES_HELP
 
 DESCRIPTION = """\
 Run a short pilot of a recipe and recommend an enlightenment strategy (EnlightenmentFinder).
@@ -64,7 +66,7 @@ def main(argv: list[str]) -> int:
     from lit_early_phase.cli import build_cli
     from lit_early_phase.finder import EnlightenmentFinder
 
-    parser = argparse.ArgumentParser(prog="lit-early-phase find", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="lit-early-phase find", description=DESCRIPTION, epilog=RECIPES_HELP)
     parser.add_argument("--pilot-fraction", type=float, default=0.25, help="longest pilot, share of the run")
     parser.add_argument("--max-pilot-steps", type=int, default=None, help="upper bound on the pilot's steps")
     parser.add_argument("--every-n-steps", type=int, default=5, help="steps between diagnostics checks")
