@@ -21,10 +21,11 @@ from typing_extensions import override
 
 from lit_early_phase._validation import check_choice, check_int, check_number
 from lit_early_phase.callbacks import messages
-from lit_early_phase.callbacks.applied_logging import RUNNING_ACC, log_applied, log_boundary
+from lit_early_phase.callbacks.applied_logging import log_applied, log_boundary
 from lit_early_phase.callbacks.duration import Duration
 from lit_early_phase.callbacks.report import PeriodReport
 from lit_early_phase.callbacks.running_accuracy import RunningAccuracy
+from lit_early_phase.keys import RUNNING_ACC
 from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies import Strategy, StrategyName, resolve_strategy
 
