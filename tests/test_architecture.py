@@ -57,6 +57,8 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
                       "lit_early_phase.strategies", "lit_early_phase.datamodules")),
         ("strategies", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.datamodules")),
         ("callbacks", ("lit_early_phase.modules", "lit_early_phase.datamodules")),
+        ("callbacks/boundary.py", ("lightning", "torch", "lit_early_phase.strategies", "lit_early_phase.knobs",
+                                   "lit_early_phase.reporting", "lit_early_phase.callbacks.enlightenment")),
         ("datamodules", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.strategies")),
         ("reporting", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
                        "lit_early_phase.strategies", "lit_early_phase.cli")),
