@@ -1,11 +1,12 @@
 """The layers' import rules (docs/architecture.md), read from the source so that a new import breaks a test.
 
 callbacks -> strategies -> core (knobs.py) <- modules <- functional; callbacks -> reporting (figure, loggers,
-W&B, dashboard), which imports none of the package's layers; datamodules import no module; functional imports no
-Lightning; the finder's rule is pure Python and its pilot knows no module or data module (only the ``find``
-command reaches the CLI); ``__main__`` dispatches on top and nothing imports it; ``cli`` knows neither the finder
-nor the dashboard; the layers' import graph has no cycle. No module imports a callback. Nothing keeps a name
-importable from an old path; nothing under src/ grows past ~500 lines.
+W&B, dashboard), which imports none of the package's layers but the core's keys.py (the logged keys: pure
+constants, no import); datamodules import no module; functional imports no Lightning; the finder's rule is pure
+Python and its pilot knows no module or data module (only the ``find`` command reaches the CLI); ``__main__``
+dispatches on top and nothing imports it; ``cli`` knows neither the finder nor the dashboard; the layers' import
+graph has no cycle. No module imports a callback. Nothing keeps a name importable from an old path; nothing under
+src/ grows past ~500 lines.
 """
 
 from __future__ import annotations
@@ -81,10 +82,13 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
     [
         ("functional", ("lightning", "pytorch_lightning", "lit_early_phase.modules", "lit_early_phase.callbacks",
                         "lit_early_phase.strategies", "lit_early_phase.datamodules", "lit_early_phase.knobs")),
+        ("keys.py", ("lightning", "torch", "lit_early_phase")),  # pure constants: no other layer, no library
         ("knobs.py", ("lightning", "lit_early_phase.modules", "lit_early_phase.callbacks",
                       "lit_early_phase.strategies", "lit_early_phase.datamodules")),
         ("strategies", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.datamodules")),
         ("callbacks", ("lit_early_phase.modules", "lit_early_phase.datamodules")),
+        ("callbacks/boundary.py", ("lightning", "torch", "lit_early_phase.strategies", "lit_early_phase.knobs",
+                                   "lit_early_phase.reporting", "lit_early_phase.callbacks.enlightenment")),
         ("datamodules", ("lit_early_phase.modules", "lit_early_phase.callbacks", "lit_early_phase.strategies")),
         ("reporting", ("lit_early_phase.modules", "lit_early_phase.datamodules", "lit_early_phase.callbacks",
                        "lit_early_phase.strategies", "lit_early_phase.cli", "lit_early_phase.finder")),
@@ -100,6 +104,13 @@ def _violations(layer: str, forbidden: tuple[str, ...]) -> list[str]:
 )  # fmt: skip
 def test_imports_flow_one_way(layer: str, forbidden: tuple[str, ...]) -> None:
     assert _violations(layer, forbidden) == []
+
+
+def test_reporting_uses_no_part_of_the_package_but_the_keys() -> None:
+    used = {name for path in _files("reporting") for name in _imports(path) if name.startswith("lit_early_phase")}
+    outside = {n for n in used if not n.startswith(("lit_early_phase.reporting", "lit_early_phase.keys"))}
+    assert outside <= {"lit_early_phase"}  # `from lit_early_phase import keys` reads as this package name
+    assert "lit_early_phase.keys" in used or any(n.startswith("lit_early_phase.keys.") for n in used)
 
 
 def test_the_import_walk_sees_function_level_imports(tmp_path: Path) -> None:

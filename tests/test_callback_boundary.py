@@ -306,6 +306,14 @@ def test_default_guard_is_off_with_a_warning_on_an_open_ended_run(tmp_path):
     assert cb.max_duration is None and cb.in_period and cb.num_checks == 8  # no guard ended it
 
 
+def test_a_guard_the_user_gives_is_kept_on_an_open_ended_run_even_with_the_default_text(tmp_path):
+    cb = EnlightenmentCallback(strategy="high_loss_removal", max_duration="0.2dur")  # not the default: refused
+    trainer = L.Trainer(callbacks=[cb], max_epochs=-1, max_steps=-1, **trainer_kwargs(tmp_path))
+    with pytest.raises(ValueError, match=r"`0\.2dur` is a share of the run, but the run has no known length"):
+        trainer.fit(ScriptedModule(), random_loader(n=80))
+    assert trainer.global_step == 0
+
+
 def test_resume_with_other_strategy_arguments_warns_and_keeps_the_saved_phase(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 

@@ -10,13 +10,11 @@ from helpers import read_metrics, trainer_kwargs
 from lightning.pytorch.loggers import CSVLogger
 
 from lit_early_phase import EnlightenmentCallback, EnlightenmentDiagnostics, ImageClassifier, ObjectDetector
+from lit_early_phase import keys as K
 from lit_early_phase.__main__ import main as cli_main
-from lit_early_phase.callbacks import diagnostics as D
-from lit_early_phase.callbacks.applied_logging import APPLIED_KEYS, LOGGED_KEYS, MONITOR_KEY
 from lit_early_phase.datamodules import MNIST5kDataModule, TreeCrownDataModule
+from lit_early_phase.keys import APPLIED_KEYS, FIGURE_KEY, LOGGED_KEYS, MONITOR_KEY, SUMMARY_KEYS
 from lit_early_phase.reporting import dashboard
-from lit_early_phase.reporting.loggers import FIGURE_KEY
-from lit_early_phase.reporting.wandb_run import SUMMARY_KEYS
 
 pytest.importorskip("wandb_workspaces")
 
@@ -34,7 +32,7 @@ def test_the_panels_name_only_keys_that_are_written(tmp_path):
     keys = dashboard.panel_keys(ws)
     # every key the callback writes per step has a panel
     assert {*APPLIED_KEYS, MONITOR_KEY} <= keys and FIGURE_KEY in keys
-    assert set(D.LOGGED_KEYS) <= keys
+    assert set(K.DIAGNOSTICS_LOGGED_KEYS) <= keys
     # ... and nothing else but the summary keys and what the shipped modules log in real runs
     classifier = _logged_keys(
         tmp_path / "cls",
@@ -50,8 +48,8 @@ def test_the_panels_name_only_keys_that_are_written(tmp_path):
     written = set(LOGGED_KEYS) | set(SUMMARY_KEYS) | {FIGURE_KEY} | classifier | detector
     assert keys - written == set()
     assert {"val/acc", "train/loss"} <= classifier and {"val/map_50", "train/fg_acc"} <= detector
-    assert set(D.CHECK_KEYS) - {D.ATD} <= classifier  # one check per step; ATD from the second on
-    assert D.ATD in classifier
+    assert set(K.DIAGNOSTICS_CHECK_KEYS) - {K.ATD} <= classifier  # one check per step; ATD from the second on
+    assert K.ATD in classifier
 
 
 def test_print_writes_the_workspace_json_offline(capsys, monkeypatch):

@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from lit_early_phase import EnlightenmentCallback, EnlightenmentDiagnostics, ImageClassifier
+from lit_early_phase import keys as K
 from lit_early_phase.callbacks import diagnostics as D
 from lit_early_phase.datamodules import MNIST5kDataModule
 from lit_early_phase.functional import benr, dead_fraction, flatten, interference_ratio
@@ -74,16 +75,23 @@ def test_every_key_at_the_interval_with_the_pure_functions_values(tmp_path):
     log_steps = [s - 1 for s in checks]  # Lightning writes optimizer step s's values at step s - 1
     layers = [name for name, m in model.named_modules() if isinstance(m, D.ACTIVATIONS)]
     assert layers
-    for key in (D.BENR, D.DEAD_MEAN, D.DEAD_MIXED, D.INTERFERENCE, D.MIXED_COSINE, *(D.DEAD_LAYER + n for n in layers)):
+    for key in (
+        K.BENR,
+        K.DEAD_MEAN,
+        K.DEAD_MIXED,
+        K.INTERFERENCE,
+        K.MIXED_COSINE,
+        *(K.dead_layer_key(n) for n in layers),
+    ):
         assert sorted(column(rows, key)) == log_steps, key
-    assert sorted(column(rows, D.ATD)) == log_steps[1:]  # a distance needs a previous check
+    assert sorted(column(rows, K.ATD)) == log_steps[1:]  # a distance needs a previous check
     # once per epoch, at the step Lightning writes the epoch's own metrics
-    assert sorted(column(rows, D.BENR_EPOCH)) == sorted(column(rows, "train/acc_epoch")) == [7, 11]
+    assert sorted(column(rows, K.BENR_EPOCH)) == sorted(column(rows, "train/acc_epoch")) == [7, 11]
     # BENR from the test's own parameter record
     for check in checks:
         updates = [params.params[s] - params.params[s - 1] for s in range(check - EVERY + 1, check + 1)]
         expected = benr(sum(float(u.norm()) for u in updates), params.params[check] - params.params[check - EVERY])
-        assert column(rows, D.BENR)[check - 1] == pytest.approx(float(expected), rel=1e-5)
+        assert column(rows, K.BENR)[check - 1] == pytest.approx(float(expected), rel=1e-5)
     # the last check is at the last step: recompute the probe values on the trained model
     probe = diag._probe
     assert probe[0].shape[0] == 8
@@ -104,15 +112,15 @@ def test_every_key_at_the_interval_with_the_pure_functions_values(tmp_path):
     g_clean = flatten(torch.autograd.grad(clean, params_, allow_unused=True))
     g_mix = flatten(torch.autograd.grad(mixed, params_, allow_unused=True))
     last = STEPS - 1
-    assert column(rows, D.INTERFERENCE)[last] == pytest.approx(float(interference_ratio(g_mix, g_clean)), rel=1e-4)
+    assert column(rows, K.INTERFERENCE)[last] == pytest.approx(float(interference_ratio(g_mix, g_clean)), rel=1e-4)
     for name, out in zip(layers, outs, strict=True):
-        assert column(rows, D.DEAD_LAYER + name)[last] == pytest.approx(float(dead_fraction(out)), abs=1e-6)
+        assert column(rows, K.dead_layer_key(name))[last] == pytest.approx(float(dead_fraction(out)), abs=1e-6)
     expected_mixed = sum(float(dead_fraction(o)) for o in mixed_outs) / len(mixed_outs)
-    assert column(rows, D.DEAD_MIXED)[last] == pytest.approx(expected_mixed, abs=1e-6)
+    assert column(rows, K.DEAD_MIXED)[last] == pytest.approx(expected_mixed, abs=1e-6)
     # hooks only while probing
     assert set(hooks.counts) == {0}
     assert sum(len(m._forward_hooks) for m in model.modules()) == 0
-    assert [h["step"] for h in diag.history if D.BENR in h] == checks
+    assert [h["step"] for h in diag.history if K.BENR in h] == checks
 
 
 def test_training_is_the_same_with_and_without_the_diagnostics(tmp_path):
@@ -129,9 +137,9 @@ def test_the_boundary_figure_gets_the_diagnostics(tmp_path):
     cb, diag = EnlightenmentCallback(verbose=False, figure=False), EnlightenmentDiagnostics(every_n_steps=EVERY)
     _fit(tmp_path, diag, cb)
     metrics = cb.report.history.metrics
-    assert [s for s, _ in metrics[D.INTERFERENCE]] == [s - 1 for s in range(EVERY, STEPS + 1, EVERY)]
+    assert [s for s, _ in metrics[K.INTERFERENCE]] == [s - 1 for s in range(EVERY, STEPS + 1, EVERY)]
     drawn = figure_data(cb.figure())
-    for key in (D.INTERFERENCE, D.DEAD_MEAN, D.BENR):
+    for key in (K.INTERFERENCE, K.DEAD_MEAN, K.BENR):
         assert [y for _, y in drawn[key]] == pytest.approx([h[key] for h in diag.history if key in h])
 
 
@@ -142,13 +150,13 @@ def test_resume_keeps_the_probe_and_the_history_weights_only(tmp_path):
     path = tmp_path / "ckpt" / f"epoch=0-step={EVERY * 2}.ckpt"
     state = torch.load(path, weights_only=True)
     saved = next(v for k, v in state["callbacks"].items() if "EnlightenmentDiagnostics" in k)
-    assert [h["step"] for h in saved["history"] if D.BENR in h] == [EVERY, 2 * EVERY]
+    assert [h["step"] for h in saved["history"] if K.BENR in h] == [EVERY, 2 * EVERY]
     resumed = EnlightenmentDiagnostics(every_n_steps=EVERY)
     L.seed_everything(0)
     trainer = L.Trainer(max_steps=STEPS, callbacks=[resumed], **trainer_kwargs(tmp_path, limit_val_batches=0))
     trainer.fit(_model(), _dm(), ckpt_path=path)
     assert torch.equal(resumed._probe[0], first._probe[0])
-    assert [h["step"] for h in resumed.history if D.BENR in h] == list(range(EVERY, STEPS + 1, EVERY))
+    assert [h["step"] for h in resumed.history if K.BENR in h] == list(range(EVERY, STEPS + 1, EVERY))
 
 
 def test_a_module_without_probe_loss_gets_benr_only(tmp_path, caplog):
@@ -157,8 +165,8 @@ def test_a_module_without_probe_loss_gets_benr_only(tmp_path, caplog):
     trainer = L.Trainer(max_steps=4, callbacks=[diag], **trainer_kwargs(tmp_path))
     with caplog.at_level("INFO"):
         trainer.fit(ScriptedModule(), random_loader())
-    assert [sorted(h) for h in diag.history if "step" in h and D.BENR in h] == [["diagnostics/benr", "step"]] * 2
-    assert all(math.isfinite(h[D.BENR]) for h in diag.history if D.BENR in h)
+    assert [sorted(h) for h in diag.history if "step" in h and K.BENR in h] == [["diagnostics/benr", "step"]] * 2
+    assert all(math.isfinite(h[K.BENR]) for h in diag.history if K.BENR in h)
     assert "has no `probe_loss`" in caplog.text
 
 
@@ -195,12 +203,14 @@ def test_a_reused_activation_counts_every_call_and_an_unused_one_none(tmp_path):
     model = ImageClassifier(SharedReLU(), num_classes=10, in_chans=1, mixup_alpha=0.4, mix_seed=0)
     trainer = L.Trainer(max_steps=4, callbacks=[diag], **trainer_kwargs(tmp_path, limit_val_batches=0))
     trainer.fit(model, _dm())
-    checks = [h for h in diag.history if D.INTERFERENCE in h]
-    assert [sorted(k for k in h if k.startswith(D.DEAD_LAYER)) for h in checks] == [[D.DEAD_LAYER + "model.relu"]] * 2
-    assert D.ATD in checks[1]
+    checks = [h for h in diag.history if K.INTERFERENCE in h]
+    assert [sorted(k for k in h if k.startswith(K.DEAD_LAYER_PREFIX)) for h in checks] == [
+        [K.dead_layer_key("model.relu")]
+    ] * 2
+    assert K.ATD in checks[1]
     x = diag._probe[0]
     with torch.no_grad():
         first = model.model.relu(model.model.conv(x))
         second = model.model.relu(first - 0.1)
     expected = float(dead_fraction(torch.cat([first.flatten(), second.flatten()])))
-    assert checks[-1][D.DEAD_LAYER + "model.relu"] == pytest.approx(expected, abs=1e-6)
+    assert checks[-1][K.dead_layer_key("model.relu")] == pytest.approx(expected, abs=1e-6)

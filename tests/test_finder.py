@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
+from lit_early_phase import keys as K
 from lit_early_phase.__main__ import main
-from lit_early_phase.callbacks import diagnostics as D
 from lit_early_phase.datamodules import MNIST5kDataModule
 from lit_early_phase.finder import EnlightenmentFinder, Evidence, decide
 from lit_early_phase.finder import rule as R
@@ -61,16 +61,16 @@ def test_the_pilot_on_the_classifier_measures_and_leaves_the_model_alone(tmp_pat
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     e = rec.evidence
     assert e.planned_steps == 100 and e.mixes and e.pilot_steps <= 12
-    checks = [h for h in rec.diagnostics if D.INTERFERENCE in h]
+    checks = [h for h in rec.diagnostics if K.INTERFERENCE in h]
     assert [h["step"] for h in checks] == list(range(3, e.pilot_steps + 1, 3))
     inside = [h for h in checks if e.boundary_step is None or h["step"] <= e.boundary_step]
-    assert e.interference == pytest.approx(sum(h[D.INTERFERENCE] for h in inside) / len(inside))
-    assert e.dead_fraction == pytest.approx(sum(h[D.DEAD_MEAN] for h in inside) / len(inside))
+    assert e.interference == pytest.approx(sum(h[K.INTERFERENCE] for h in inside) / len(inside))
+    assert e.dead_fraction == pytest.approx(sum(h[K.DEAD_MEAN] for h in inside) / len(inside))
     assert 0 <= e.dead_fraction_mixed <= 1
     decision = decide(e)
     assert (rec.strategy, rec.reason) == (decision.strategy, decision.reason)
     drawn = figure_data(rec.figure())
-    assert "enlightenment/monitor" in drawn and D.INTERFERENCE in drawn
+    assert "enlightenment/monitor" in drawn and K.INTERFERENCE in drawn
     assert rec.strategy in str(rec) and json.loads(json.dumps(rec.to_dict()))["evidence"]["planned_steps"] == 100
     if rec.strategy != "too_short":
         cb = rec.callback()

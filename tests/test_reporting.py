@@ -18,11 +18,10 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
-from lit_early_phase.callbacks.applied_logging import APPLIED_KEYS, MONITOR_KEY
 from lit_early_phase.datamodules import MNIST5kDataModule
+from lit_early_phase.keys import APPLIED_KEYS, FIGURE_KEY, MONITOR_KEY, SUMMARY_KEYS
 from lit_early_phase.reporting.figure import figure_data
-from lit_early_phase.reporting.loggers import FIGURE_FILE, FIGURE_KEY
-from lit_early_phase.reporting.wandb_run import SUMMARY_KEYS
+from lit_early_phase.reporting.loggers import FIGURE_FILE
 
 STEPS = 16
 

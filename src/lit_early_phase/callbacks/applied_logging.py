@@ -1,25 +1,12 @@
-"""What the callback writes to the loggers: the keys, and writing them only on the steps Lightning writes."""
+"""What the callback writes to the loggers, only on the steps Lightning writes (keys from ``lit_early_phase.keys``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lit_early_phase import _compat
+from lit_early_phase.keys import APPLIED_KEYS, BOUNDARY_KEYS, MONITOR_KEY
 from lit_early_phase.knobs import StepRecord
-
-PREFIX = "enlightenment/"
-#: The logged key of the default monitor, the running training accuracy.
-RUNNING_ACC = PREFIX + "running_acc"
-#: what every written training step carries: the phase and what the module applied
-APPLIED_KEYS: tuple[str, ...] = tuple(
-    PREFIX + k for k in ("phase", "alpha", "lambda_mean", "mixed_fraction", "removed_fraction")
-)
-#: the monitor's value as compared with the threshold, at the checks that fall on written steps
-MONITOR_KEY = PREFIX + "monitor"
-#: written once, at the boundary
-BOUNDARY_KEYS: tuple[str, ...] = (PREFIX + "boundary_step", PREFIX + "boundary_epoch")
-#: every key the callback writes to the loggers (the W&B dashboard's panels are built from this one list)
-LOGGED_KEYS: tuple[str, ...] = (*APPLIED_KEYS, MONITOR_KEY, *BOUNDARY_KEYS)
 
 
 def log_applied(trainer: Any, record: StepRecord, *, in_period: bool, monitor: float | None) -> dict[str, float] | None:
@@ -36,7 +23,7 @@ def log_applied(trainer: Any, record: StepRecord, *, in_period: bool, monitor: f
         monitor: the monitor's value if it was checked at this step.
 
     Returns:
-        The values written (keys of :data:`APPLIED_KEYS`, and :data:`MONITOR_KEY` at a check), or ``None`` on a
+        The values written (keys of ``APPLIED_KEYS``, and ``MONITOR_KEY`` at a check), or ``None`` on a
         step that is not written.
     """
     if not _compat.should_write_logs(trainer):

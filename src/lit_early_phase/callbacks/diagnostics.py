@@ -13,27 +13,11 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor, nn
 
-from lit_early_phase import _compat
+from lit_early_phase import _compat, keys
 from lit_early_phase._validation import check_int, check_number
 from lit_early_phase.functional import activation_distance, benr, dead_fraction, flatten, interference_ratio
 from lit_early_phase.knobs import Probeable
-from lit_early_phase.reporting.figure import DIAGNOSTICS_PREFIX
 
-PREFIX = DIAGNOSTICS_PREFIX
-BENR = PREFIX + "benr"
-BENR_EPOCH = PREFIX + "benr_epoch"
-DEAD_MEAN = PREFIX + "dead_fraction"
-DEAD_MIXED = PREFIX + "dead_fraction_mixed"
-DEAD_LAYER = PREFIX + "dead/"  # + the layer's module name
-INTERFERENCE = PREFIX + "interference"
-MIXED_COSINE = PREFIX + "mixed_clean_cosine"
-ATD = PREFIX + "atd"
-#: the keys written at every check (plus one ``diagnostics/dead/<layer>`` per activation layer)
-CHECK_KEYS: tuple[str, ...] = (BENR, DEAD_MEAN, DEAD_MIXED, INTERFERENCE, MIXED_COSINE, ATD)
-#: every fixed key the callback writes (the W&B dashboard's panels are built from it)
-LOGGED_KEYS: tuple[str, ...] = (*CHECK_KEYS, BENR_EPOCH)
-#: the keys an EnlightenmentCallback's boundary figure draws, one panel each
-FIGURE_KEYS: tuple[str, ...] = (INTERFERENCE, DEAD_MEAN, BENR)
 #: the module types whose outputs count as activations ("ReLU-like": output <= 0 exactly where the input is)
 ACTIVATIONS: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Mish)
 
@@ -143,7 +127,7 @@ class EnlightenmentDiagnostics(Callback):
         self._last, self._last_step = current, step
         if step % self.every_n_steps:
             return
-        values = {BENR: float(benr(self._window_sum, current - self._window_start))}
+        values = {keys.BENR: float(benr(self._window_sum, current - self._window_start))}
         self._window_start, self._window_sum = current, 0.0
         values |= self.measure_probe(pl_module)
         self._write(trainer, step, values)
@@ -154,7 +138,7 @@ class EnlightenmentDiagnostics(Callback):
             return
         value = float(benr(self._epoch_sum, self._last - self._epoch_start))
         # at the step Lightning writes the epoch's own metrics (`train/acc_epoch`): the last step of the epoch
-        self._write(trainer, trainer.global_step, {BENR_EPOCH: value}, log_step=_compat.logging_step(trainer) - 1)
+        self._write(trainer, trainer.global_step, {keys.BENR_EPOCH: value}, log_step=_compat.logging_step(trainer) - 1)
 
     # ---------------------------------------------------------------------------------------------- measuring
     def measure_probe(self, pl_module: Any) -> dict[str, float]:
@@ -192,17 +176,19 @@ class EnlightenmentDiagnostics(Callback):
         clean_acts = {name: flatten(outs) for name, outs in outputs.items()}
         mixed_acts = {name: flatten(outs) for name, outs in mixed_outputs.items()}
         if clean_acts:
-            dead = {DEAD_LAYER + name: float(dead_fraction(a)) for name, a in clean_acts.items()}
+            dead = {keys.dead_layer_key(name): float(dead_fraction(a)) for name, a in clean_acts.items()}
             values |= dead
-            values[DEAD_MEAN] = sum(dead.values()) / len(dead)
-            values[DEAD_MIXED] = sum(float(dead_fraction(a)) for a in mixed_acts.values()) / max(1, len(mixed_acts))
+            values[keys.DEAD_MEAN] = sum(dead.values()) / len(dead)
+            values[keys.DEAD_MIXED] = sum(float(dead_fraction(a)) for a in mixed_acts.values()) / max(
+                1, len(mixed_acts)
+            )
             acts = list(clean_acts.values())
             if self._last_acts is not None and [a.shape for a in self._last_acts] == [a.shape for a in acts]:
-                values[ATD] = float(activation_distance(self._last_acts, acts))
+                values[keys.ATD] = float(activation_distance(self._last_acts, acts))
             self._last_acts = acts
-        values[INTERFERENCE] = float(interference_ratio(g_mix, g_clean))
+        values[keys.INTERFERENCE] = float(interference_ratio(g_mix, g_clean))
         denominator = float(g_mix.norm() * g_clean.norm())
-        values[MIXED_COSINE] = float(g_mix.dot(g_clean)) / denominator if denominator > 0 else math.nan
+        values[keys.MIXED_COSINE] = float(g_mix.dot(g_clean)) / denominator if denominator > 0 else math.nan
         return values
 
     def _alpha(self, pl_module: Any) -> float:
@@ -226,7 +212,7 @@ class EnlightenmentDiagnostics(Callback):
         for cb in trainer.callbacks:  # the boundary figure of an EnlightenmentCallback on the same Trainer
             history = getattr(getattr(cb, "report", None), "history", None)
             if hasattr(history, "record_metric"):
-                for key in FIGURE_KEYS:
+                for key in keys.DIAGNOSTICS_FIGURE_KEYS:
                     if key in values and math.isfinite(values[key]):
                         history.record_metric(key, log_step, values[key])
 

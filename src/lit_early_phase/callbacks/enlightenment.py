@@ -1,9 +1,9 @@
 """`EnlightenmentCallback`: find where the enlightenment period ends and switch the strategy there.
 
 Shaped like Lightning's ``EarlyStopping``: arguments validated in the constructor, timing resolved in ``setup``,
-a pure decision method (:meth:`EnlightenmentCallback.decide`) behind thin hooks, a latched phase in
-``state_dict`` and a decision computed from values reduced over all ranks, so every rank switches at the same
-step.
+the decision in a pure rule (:class:`~lit_early_phase.callbacks.boundary.BoundaryRule`, see
+:attr:`EnlightenmentCallback.rule`) behind thin hooks, a latched phase in ``state_dict`` and a decision computed
+from values reduced over all ranks, so every rank switches at the same step.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from typing_extensions import override
 
 from lit_early_phase._validation import check_choice, check_int, check_number
 from lit_early_phase.callbacks import messages
-from lit_early_phase.callbacks.applied_logging import RUNNING_ACC, log_applied, log_boundary
+from lit_early_phase.callbacks.applied_logging import log_applied, log_boundary
+from lit_early_phase.callbacks.boundary import DEFAULT_MAX_DURATION, BoundaryRule
 from lit_early_phase.callbacks.duration import Duration
 from lit_early_phase.callbacks.report import PeriodReport
 from lit_early_phase.callbacks.running_accuracy import RunningAccuracy
+from lit_early_phase.keys import RUNNING_ACC
 from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies import Strategy, StrategyName, resolve_strategy
 
@@ -77,8 +79,9 @@ class EnlightenmentCallback(Callback):
         check_every_n_steps: optimizer steps between checks of a step-level monitor.
         duration: a fixed period length instead of the monitor (``"10ep"``, ``"500st"``, ``"0.05dur"``...).
         min_duration: the period lasts at least this long.
-        max_duration: the period lasts at most this long (default ``"0.2dur"``: a fifth of the run);
-            ``None`` for no guard.
+        max_duration: the period lasts at most this long (default ``"0.2dur"``: a fifth of the run, switched off
+            with a warning on a run of unknown length; a guard given here is kept and needs a known length for a
+            share of the run); ``None`` for no guard.
         verbose: announce the boundary and a summary at the end of ``fit`` (rank zero).
         figure: save and log the boundary figure at the end of ``fit`` (when the Trainer has a logger).
 
@@ -109,7 +112,7 @@ class EnlightenmentCallback(Callback):
         check_every_n_steps: int = 10,
         duration: int | float | str | None = None,
         min_duration: int | float | str | None = None,
-        max_duration: int | float | str | None = "0.2dur",
+        max_duration: int | float | str | None = DEFAULT_MAX_DURATION,
         verbose: bool = True,
         figure: bool = True,
     ) -> None:
@@ -139,6 +142,7 @@ class EnlightenmentCallback(Callback):
         self.duration = None if duration is None else Duration.parse(duration, name="duration")
         self.min_duration = None if min_duration is None else Duration.parse(min_duration, name="min_duration")
         self.max_duration = None if max_duration is None else Duration.parse(max_duration, name="max_duration")
+        self._default_guard = max_duration is DEFAULT_MAX_DURATION  # the sentinel, not its text
         self.verbose = verbose
         #: history, progress bar, W&B run and figure (what the user sees; no decision is made there)
         self.report = PeriodReport(figure=figure)
@@ -206,53 +210,24 @@ class EnlightenmentCallback(Callback):
         return self.report.figure(self)
 
     # ----------------------------------------------------------------------------------------------------------
-    # the pure decision
-    def adjust(self, value: float) -> float:
-        """The value compared with the threshold (chance-adjusted if asked)."""
-        if self.chance_adjusted and self._chance is not None:
-            return (value - self._chance) / (1.0 - self._chance)
-        return value
+    @property
+    def rule(self) -> BoundaryRule:
+        """The pure boundary rule with this callback's configuration (the chance level is known after ``setup``).
 
-    def decide(self, *, value: float | None, step: int, epochs_done: int) -> tuple[bool, str]:
-        """Decide whether the period ends now. Pure: reads arguments and configuration only.
-
-        Args:
-            value: the monitor's value at this check (already reduced over ranks), or ``None`` if no check of the
-                monitor happens now.
-            step: optimizer steps done.
-            epochs_done: whole epochs done.
-
-        Returns:
-            ``(ended, reason)``.
+        Example:
+            >>> EnlightenmentCallback(max_duration="20st").rule.decide(value=0.7, step=10, epochs_done=0).reason
+            'enlightenment/running_acc = 0.7000 >= threshold 0.5'
         """
-        cause, reason = self._decide(value=value, step=step, epochs_done=epochs_done)
-        return cause is not None, reason
-
-    def _decide(self, *, value: float | None, step: int, epochs_done: int) -> tuple[str | None, str]:
-        """``(cause, reason)`` with cause ``None`` (go on), ``"duration"``, ``"max_duration"`` or ``"monitor"``."""
-        at = {"step": step, "epochs_done": epochs_done, "total_steps": self._total_steps}
-        if self.min_duration is not None and not self.min_duration.reached(**at):
-            return None, ""
-        if self.duration is not None:
-            if self.duration.reached(**at):
-                return "duration", f"fixed duration {self.duration.spec} reached"
-            return None, ""
-        if self.max_duration is not None and self.max_duration.reached(**at):
-            shown = "never checked" if self.last_value is None else f"last {self.adjust(self.last_value):.4f}"
-            return "max_duration", (
-                f"max_duration guard {self.max_duration.spec} reached before {self.monitor_name} got to "
-                f"{self.threshold} ({shown})"
-            )
-        if value is not None:
-            compared = self.adjust(value)
-            if compared >= self.threshold if self.mode == "max" else compared <= self.threshold:
-                what = "chance-adjusted " if self.chance_adjusted else ""
-                sign = ">=" if self.mode == "max" else "<="
-                return (
-                    "monitor",
-                    f"{what}{self.monitor_name} = {compared:.4f} {sign} threshold {self.threshold}",
-                )
-        return None, ""
+        return BoundaryRule(
+            threshold=self.threshold,
+            mode=self.mode,
+            monitor_name=self.monitor_name,
+            chance=self._chance if self.chance_adjusted else None,
+            duration=self.duration,
+            min_duration=self.min_duration,
+            max_duration=self.max_duration,
+            default_guard=self._default_guard,
+        )
 
     # ----------------------------------------------------------------------------------------------------------
     # Lightning hooks
@@ -294,13 +269,10 @@ class EnlightenmentCallback(Callback):
         """Put the phase in force (after a resume too) and learn the run's length for fractional durations."""
         assert self.strategy is not None  # set in setup
         self._total_steps = float(trainer.estimated_stepping_batches)
-        for name, d in ((n, getattr(self, n)) for n in DURATIONS):
-            if d is not None and d.unit == "dur" and not math.isfinite(self._total_steps):
-                if name == "max_duration" and self.max_duration is not None and self.max_duration.spec == "0.2dur":
-                    messages.warn_guard_off()
-                    self.max_duration = None
-                else:
-                    d.end_step(total_steps=self._total_steps)  # raises a clear error
+        _, guard_dropped = self.rule.for_run(self._total_steps)  # raises for a share of a run of unknown length
+        if guard_dropped:
+            messages.warn_guard_off()
+            self.max_duration = None
         self._apply_phase(pl_module)
         self.report.start(trainer, self.config())
 
@@ -349,7 +321,7 @@ class EnlightenmentCallback(Callback):
             value = None
             if step % self.check_every_n_steps == 0 and self.duration is None:
                 value = self._step_monitor_value(trainer)
-                monitor = None if value is None else self.adjust(value)
+                monitor = None if value is None else self.rule.adjust(value)
                 if value is not None:  # the check synced with the device already: read the count too
                     self._warn_nonfinite(trainer)
             self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
@@ -433,8 +405,14 @@ class EnlightenmentCallback(Callback):
     ) -> None:
         if value is not None:
             self.num_checks += 1
-            self.report.record_check(trainer, self.adjust(value))
-        cause, reason = self._decide(value=value, step=trainer.global_step, epochs_done=epochs_done)
+            self.report.record_check(trainer, self.rule.adjust(value))
+        cause, reason = self.rule.decide(
+            value=value,
+            step=trainer.global_step,
+            epochs_done=epochs_done,
+            total_steps=self._total_steps,
+            last_value=self.last_value,
+        )
         if cause is None:
             return
         assert self.strategy is not None

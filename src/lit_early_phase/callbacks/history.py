@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from lit_early_phase.keys import MONITOR_KEY
+
 
 @dataclass
 class PeriodHistory:
@@ -20,7 +22,7 @@ class PeriodHistory:
 
     Attributes:
         steps: the written training steps.
-        applied: per key of ``applied_logging.APPLIED_KEYS``, one value per entry of ``steps``.
+        applied: per key of :data:`~lit_early_phase.keys.APPLIED_KEYS`, one value per entry of ``steps``.
         checks: ``(step, value)`` of every check of the monitor (compared value: chance-adjusted if asked),
             written or not.
         metrics: ``name -> [(step, value)]`` for the validation metrics the figure shows (``val/acc``, ...).
@@ -37,7 +39,7 @@ class PeriodHistory:
         """Append a written step's values (the monitor, if among them, is recorded by :meth:`record_check`)."""
         self.steps.append(int(step))
         for key, value in values.items():
-            if not key.endswith("/monitor"):
+            if key != MONITOR_KEY:
                 self.applied.setdefault(key, []).append(float(value))
 
     def record_check(self, step: int, value: float) -> None:

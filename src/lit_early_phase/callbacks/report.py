@@ -11,7 +11,7 @@ from typing import Any
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-from lit_early_phase import _compat
+from lit_early_phase import _compat, keys
 from lit_early_phase.callbacks.history import PeriodHistory
 from lit_early_phase.reporting import loggers as report_loggers
 from lit_early_phase.reporting import wandb_run
@@ -19,7 +19,6 @@ from lit_early_phase.reporting import wandb_run
 #: validation metrics the figure shows when they are logged
 FIGURE_METRICS: tuple[str, ...] = ("val/acc", "val/map_50")
 PHASE_KEY = "phase"
-PREFIX = wandb_run.PREFIX
 
 
 class PeriodReport:
@@ -95,22 +94,22 @@ class PeriodReport:
         wandb_run.write_summaries(trainer.loggers, summary)
 
     def summary(self, cb: Any, run_steps: int) -> dict[str, Any]:
-        """The run summary of callback ``cb`` after ``run_steps`` optimizer steps (keys of ``SUMMARY_KEYS``)."""
+        """The run summary of callback ``cb`` after ``run_steps`` optimizer steps (keys of ``keys.SUMMARY_KEYS``)."""
         period = run_steps if cb.boundary_step is None else cb.boundary_step
         checked = self.history.checks[-1][1] if self.history.checks else None
         return {
-            PREFIX + "boundary_step": cb.boundary_step,
-            PREFIX + "boundary_epoch": cb.boundary_epoch,
-            PREFIX + "ended_by": cb.ended_by or "still running",
-            PREFIX + "reason": cb.reason,
-            PREFIX + "monitor_name": cb.monitor_name,  # not "monitor": that key is the monitor's logged value
-            PREFIX + "monitor_at_boundary": checked,  # the last check's value: the one that decided, or the last
-            PREFIX + "threshold": None if cb.duration is not None else cb.threshold,  # a fixed duration has none
-            PREFIX + "strategy": None if cb.strategy is None else type(cb.strategy).__name__,
-            PREFIX + "strategy_params": None if cb.strategy is None else cb.strategy.state_dict(),
-            PREFIX + "period_steps": period,
-            PREFIX + "run_steps": run_steps,
-            PREFIX + "period_share": period / run_steps if run_steps else None,
+            keys.BOUNDARY_STEP: cb.boundary_step,
+            keys.BOUNDARY_EPOCH: cb.boundary_epoch,
+            keys.ENDED_BY: cb.ended_by or "still running",
+            keys.REASON: cb.reason,
+            keys.MONITOR_NAME: cb.monitor_name,  # not "monitor": that key is the monitor's logged value
+            keys.MONITOR_AT_BOUNDARY: checked,  # the last check's value: the one that decided, or the last
+            keys.THRESHOLD: None if cb.duration is not None else cb.threshold,  # a fixed duration has none
+            keys.STRATEGY: None if cb.strategy is None else type(cb.strategy).__name__,
+            keys.STRATEGY_PARAMS: None if cb.strategy is None else cb.strategy.state_dict(),
+            keys.PERIOD_STEPS: period,
+            keys.RUN_STEPS: run_steps,
+            keys.PERIOD_SHARE: period / run_steps if run_steps else None,
         }
 
     def final_line(self, trainer: Any, cb: Any) -> None:

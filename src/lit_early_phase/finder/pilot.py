@@ -13,9 +13,9 @@ from lightning.pytorch.callbacks import Callback
 
 from lit_early_phase._validation import check_int, check_number
 from lit_early_phase.callbacks import EnlightenmentCallback, EnlightenmentDiagnostics
-from lit_early_phase.callbacks import diagnostics as D
 from lit_early_phase.callbacks.history import PeriodHistory
 from lit_early_phase.finder.rule import Decision, Evidence, decide
+from lit_early_phase.keys import BENR, DEAD_MEAN, DEAD_MIXED, INTERFERENCE, RUNNING_ACC
 from lit_early_phase.reporting.figure import boundary_figure
 
 #: the EnlightenmentCallback arguments the pilot copies from the user's callback (the rest are the finder's)
@@ -42,7 +42,7 @@ class Recommendation:
     diagnostics: list[dict[str, float]] = field(default_factory=list)
     extrapolated: bool = False
     _history: PeriodHistory = field(default_factory=PeriodHistory, repr=False)
-    _monitor_name: str = "enlightenment/running_acc"
+    _monitor_name: str = RUNNING_ACC
     _threshold: float | None = 0.5
 
     def callback(self, **overrides: Any) -> EnlightenmentCallback | None:
@@ -222,10 +222,10 @@ class EnlightenmentFinder:
             pilot_steps=int(trainer.global_step),
             boundary_step=boundary,
             mixes=bool(getattr(getattr(model, "knobs_base", None), "mixes", False)),
-            interference=_mean(inside, D.INTERFERENCE),
-            dead_fraction=_mean(inside, D.DEAD_MEAN),
-            dead_fraction_mixed=_mean(inside, D.DEAD_MIXED),
-            benr=_mean(inside, D.BENR),
+            interference=_mean(inside, INTERFERENCE),
+            dead_fraction=_mean(inside, DEAD_MEAN),
+            dead_fraction_mixed=_mean(inside, DEAD_MIXED),
+            benr=_mean(inside, BENR),
         )
         decision: Decision = decide(evidence)
         threshold = None if cb.duration is not None else cb.threshold

@@ -1,11 +1,11 @@
 """`lit-early-phase dashboard`: a W&B workspace that shows the enlightenment period of the project's runs.
 
-Built with ``wandb-workspaces`` from the keys the callback really writes (the ``enlightenment/`` prefix and run-summary
-keys of :mod:`~lit_early_phase.reporting.wandb_run`, the figure's key, the ``diagnostics/`` prefix of
-:mod:`~lit_early_phase.reporting.figure`); ``tests/test_dashboard.py`` checks the panels against the keys a real run
-writes, so a renamed key fails it. Like the rest of :mod:`lit_early_phase.reporting`, it imports no other layer.
-Sections: the monitor with the boundary and the figure, Mixup α / λ, removal, the shipped modules' accuracy /
-mAP / loss, and diagnostics (``diagnostics/*``) when runs log them.
+Built with ``wandb-workspaces`` from the keys the callbacks really write (``lit_early_phase.keys``: ``LOGGED_KEYS``,
+the run-summary keys ``SUMMARY_KEYS``, the figure's key and the diagnostics' keys), so a renamed key changes the
+dashboard with it. Sections: the monitor with the boundary and the figure, Mixup α / λ, removal, the shipped
+modules' accuracy / mAP / loss, and diagnostics (``diagnostics/*``) when runs log them. Like the rest of
+:mod:`lit_early_phase.reporting`, it imports no other layer of the package (only the core's
+:mod:`lit_early_phase.keys`).
 
     lit-early-phase dashboard --entity ENTITY --project PROJECT     # saves the workspace (needs the network)
     lit-early-phase dashboard --entity ENTITY --project PROJECT --print > workspace.json   # offline: its JSON
@@ -19,26 +19,15 @@ from typing import Any
 
 from lightning_utilities.core.imports import RequirementCache
 
-from lit_early_phase.reporting.figure import DIAGNOSTICS_PREFIX
-from lit_early_phase.reporting.loggers import FIGURE_KEY
-from lit_early_phase.reporting.wandb_run import PREFIX
+from lit_early_phase import keys as K
 
 _WORKSPACES = RequirementCache("wandb-workspaces")
-STEP = "trainer/global_step"
 #: what the shipped modules log that the accuracy section shows (ImageClassifier, ObjectDetector, CausalLMFineTune)
 MODULE_PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("accuracy", ("train/acc_step", "val/acc")),
     ("detection mAP", ("val/map_50", "val/map", "train/fg_acc")),
     ("loss", ("train/loss", "val/loss")),
 )
-
-
-def _key(name: str) -> str:
-    return PREFIX + name
-
-
-def _diagnostic(name: str) -> str:
-    return DIAGNOSTICS_PREFIX + name
 
 
 def panel_keys(workspace: Any) -> set[str]:
@@ -80,32 +69,32 @@ def build_workspace(entity: str, project: str, name: str = "Enlightenment period
     import wandb_workspaces.workspaces as ws
 
     def line(title: str, *keys: str) -> Any:
-        return wr.LinePlot(title=title, x=STEP, y=list(keys))
+        return wr.LinePlot(title=title, x=K.WANDB_STEP_KEY, y=list(keys))
 
-    phase = _key("phase")
+    phase = K.PHASE
     sections = [
         ws.Section(
             name="Enlightenment period: monitor and boundary",
             is_open=True,
             panels=[
-                line("monitor at the checks (the period ends at the threshold)", _key("monitor"), phase),
-                wr.ScalarChart(title="boundary step", metric=wr.SummaryMetric(_key("boundary_step"))),
-                wr.ScalarChart(title="share of the run in the period", metric=wr.SummaryMetric(_key("period_share"))),
-                wr.MediaBrowser(title="boundary figure", media_keys=[FIGURE_KEY]),
+                line("monitor at the checks (the period ends at the threshold)", K.MONITOR_KEY, phase),
+                wr.ScalarChart(title="boundary step", metric=wr.SummaryMetric(K.BOUNDARY_STEP)),
+                wr.ScalarChart(title="share of the run in the period", metric=wr.SummaryMetric(K.PERIOD_SHARE)),
+                wr.MediaBrowser(title="boundary figure", media_keys=[K.FIGURE_KEY]),
             ],
         ),
         ws.Section(
             name="Mixup: alpha and lambda",
             is_open=True,
             panels=[
-                line("Mixup alpha in force", _key("alpha"), phase),
-                line("mean lambda and mixed share of each batch", _key("lambda_mean"), _key("mixed_fraction")),
+                line("Mixup alpha in force", K.ALPHA, phase),
+                line("mean lambda and mixed share of each batch", K.LAMBDA_MEAN, K.MIXED_FRACTION),
             ],
         ),
         ws.Section(
             name="High-Loss Removal",
             is_open=True,
-            panels=[line("share of each batch removed", _key("removed_fraction"), phase)],
+            panels=[line("share of each batch removed", K.REMOVED_FRACTION, phase)],
         ),
         ws.Section(
             name="Accuracy, mAP and loss",
@@ -116,17 +105,14 @@ def build_workspace(entity: str, project: str, name: str = "Enlightenment period
             name="Diagnostics (EnlightenmentDiagnostics)",
             is_open=False,
             panels=[
-                line("Mixup gradient interference (perpendicular / clean norm)", _diagnostic("interference"), phase),
-                line("cosine of mixed and clean gradients", _diagnostic("mixed_clean_cosine")),
-                line(
-                    "dead-activation fraction, clean and mixed probe",
-                    _diagnostic("dead_fraction"),
-                    _diagnostic("dead_fraction_mixed"),
-                    phase,
+                line("Mixup gradient interference (perpendicular part / clean norm)", K.INTERFERENCE, phase),
+                line("cosine of mixed and clean gradients", K.MIXED_COSINE),
+                line("dead-activation fraction, clean and mixed probe", K.DEAD_MEAN, K.DEAD_MIXED, phase),
+                line("BENR (per check window, per epoch)", K.BENR, K.BENR_EPOCH),
+                line("activation trajectory distance", K.ATD),
+                wr.LinePlot(
+                    title="dead fraction per layer", x=K.WANDB_STEP_KEY, metric_regex=K.DEAD_LAYER_PREFIX + ".*"
                 ),
-                line("BENR (per check window, per epoch)", _diagnostic("benr"), _diagnostic("benr_epoch")),
-                line("activation trajectory distance", _diagnostic("atd")),
-                wr.LinePlot(title="dead fraction per layer", x=STEP, metric_regex=_diagnostic("dead/") + ".*"),
             ],
         ),
     ]

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lit_early_phase.keys import ALPHA, DIAGNOSTICS_PREFIX, LAMBDA_MEAN, MONITOR_KEY, REMOVED_FRACTION
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: the tracks below the monitor: (title, keys drawn on it)
 TRACKS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Mixup", ("enlightenment/alpha", "enlightenment/lambda_mean")),
-    ("removal", ("enlightenment/removed_fraction",)),
+    ("Mixup", (ALPHA, LAMBDA_MEAN)),
+    ("removal", (REMOVED_FRACTION,)),
 )
 PERIOD_COLOR = "#f4c542"
-#: the key prefix of EnlightenmentDiagnostics' values, drawn in panels of their own
-DIAGNOSTICS_PREFIX = "diagnostics/"
 
 
 def boundary_figure(
@@ -67,7 +67,7 @@ def boundary_figure(
     top = axes[0]
     if history.checks:
         xs, ys = zip(*history.checks, strict=True)
-        top.plot(xs, ys, "o-", ms=3, color="black", label="enlightenment/monitor")
+        top.plot(xs, ys, "o-", ms=3, color="black", label=MONITOR_KEY)
     for name, values in sorted(history.metrics.items()):
         if values and name not in diagnostics:
             xs, ys = zip(*values, strict=True)

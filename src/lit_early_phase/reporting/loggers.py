@@ -12,9 +12,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from lit_early_phase.keys import FIGURE_KEY
+
 log = logging.getLogger(__name__)
 
-FIGURE_KEY = "enlightenment/figure"
 FIGURE_FILE = "enlightenment_period.png"
 
 

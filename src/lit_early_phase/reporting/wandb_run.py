@@ -11,25 +11,7 @@ from typing import Any
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
-PREFIX = "enlightenment/"
-#: run-summary keys the callback writes (the dashboard reads them from here)
-SUMMARY_KEYS: tuple[str, ...] = tuple(
-    PREFIX + k
-    for k in (
-        "boundary_step",
-        "boundary_epoch",
-        "ended_by",
-        "reason",
-        "monitor_name",
-        "monitor_at_boundary",
-        "threshold",
-        "strategy",
-        "strategy_params",
-        "period_steps",
-        "run_steps",
-        "period_share",
-    )
-)
+from lit_early_phase.keys import ENLIGHTENMENT_PREFIX, SUMMARY_KEYS, WANDB_STEP_KEY
 
 
 def wandb_loggers(loggers: list[Any]) -> list[Any]:
@@ -50,8 +32,8 @@ def start_runs(loggers: list[Any], config: dict[str, Any]) -> None:
     """
     for logger in wandb_loggers(loggers):
         run = logger.experiment
-        run.define_metric("trainer/global_step")
-        run.define_metric(PREFIX + "*", step_metric="trainer/global_step", step_sync=True)
+        run.define_metric(WANDB_STEP_KEY)
+        run.define_metric(ENLIGHTENMENT_PREFIX + "*", step_metric=WANDB_STEP_KEY, step_sync=True)
         run.config.update({"enlightenment": config}, allow_val_change=True)
         if getattr(run.settings, "mode", None) == "offline" or getattr(run.settings, "_offline", False):
             rank_zero_info(
@@ -62,7 +44,7 @@ def start_runs(loggers: list[Any], config: dict[str, Any]) -> None:
 
 @rank_zero_only
 def write_summaries(loggers: list[Any], summary: dict[str, Any]) -> None:
-    """Write ``summary`` (keys of :data:`SUMMARY_KEYS`) into each W&B run's summary."""
+    """Write ``summary`` (keys of :data:`~lit_early_phase.keys.SUMMARY_KEYS`) into each W&B run's summary."""
     unknown = set(summary) - set(SUMMARY_KEYS)
     assert not unknown, f"summary keys not in SUMMARY_KEYS: {sorted(unknown)}"
     for logger in wandb_loggers(loggers):
