@@ -10,16 +10,16 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from lit_early_phase.datamodules.boxes import check_boxes, check_labels, read_coco, read_voc
-from lit_early_phase.datamodules.detection import (
+from lit_early_phase.datamodules.detection.boxes import check_boxes, check_labels, read_coco, read_voc
+from lit_early_phase.datamodules.detection.folders import (
     CocoDetectionDataModule,
     DetectionDataset,
     VOCDetectionDataModule,
     detection_collate,
     flip_augmentation,
 )
+from lit_early_phase.datamodules.detection.tiling import crop_boxes, tile_image, tile_starts
 from lit_early_phase.datamodules.loaders import SampleKey
-from lit_early_phase.datamodules.tiling import crop_boxes, tile_image, tile_starts
 
 _spec = importlib.util.find_spec("deepforest")
 pytestmark = pytest.mark.skipif(_spec is None, reason="needs `pip install --no-deps deepforest==2.1.0`")

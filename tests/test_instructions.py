@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from lit_early_phase.datamodules import instructions as ins
-from lit_early_phase.datamodules.instructions import (
+from lit_early_phase.datamodules.text import instructions as ins
+from lit_early_phase.datamodules.text.instructions import (
     Example,
     InstructionDataModule,
     PadCollator,

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
 from lit_early_phase.datamodules import MNIST5kDataModule
-from lit_early_phase.datamodules.ucr import UCRDataModule
+from lit_early_phase.datamodules.series.ucr import UCRDataModule
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.loggers import CSVLogger
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
-from lit_early_phase.datamodules.ucr import (
+from lit_early_phase.datamodules.series.ucr import (
     PadCollate,
     UCRDataModule,
     encode_labels,

@@ -1,9 +1,9 @@
 """`InstructionDataModule`: prompt/response pairs or chat messages, chat-templated, prompt-masked, padded per batch.
 
-Its pieces have a file each: :mod:`~lit_early_phase.datamodules.records` (JSONL, lists, chatterbot-corpus),
-:mod:`~lit_early_phase.datamodules.chat` (rendering, tokenisation, assistant-only labels) and
-:mod:`~lit_early_phase.datamodules.collate` (padding). Their names are re-exported here, so the old imports
-(``from lit_early_phase.datamodules.instructions import PadCollator, read_jsonl, ...``) keep working. The tokenizer
+Its pieces have a file each: :mod:`~lit_early_phase.datamodules.text.records` (JSONL, lists, chatterbot-corpus),
+:mod:`~lit_early_phase.datamodules.text.chat` (rendering, tokenisation, assistant-only labels) and
+:mod:`~lit_early_phase.datamodules.text.collate` (padding). Their names are re-exported here, so the old imports
+(``from lit_early_phase.datamodules.text.instructions import PadCollator, read_jsonl, ...``) keep working. The tokenizer
 comes from :mod:`lit_early_phase.hf`, never from :mod:`lit_early_phase.modules`.
 """
 
@@ -22,9 +22,9 @@ from torchdata.stateful_dataloader import StatefulDataLoader
 from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
 
 from lit_early_phase._validation import check_choice, check_int, check_number
-from lit_early_phase.datamodules.chat import Example, PromptExample, Template, render_prompt, tokenize_conversation
-from lit_early_phase.datamodules.collate import InstructionCollate, PadCollator, PromptCollate, PromptCollator
-from lit_early_phase.datamodules.records import (
+from lit_early_phase.datamodules.text.chat import Example, PromptExample, Template, render_prompt, tokenize_conversation
+from lit_early_phase.datamodules.text.collate import InstructionCollate, PadCollator, PromptCollate, PromptCollator
+from lit_early_phase.datamodules.text.records import (
     CHATTERBOT_PACKAGE,
     Message,
     chatterbot_dir,
@@ -39,7 +39,7 @@ from lit_early_phase.hf import SMOLLM2, load_tokenizer
 
 
 class InstructionDataset(Dataset):
-    """A list of :class:`~lit_early_phase.datamodules.chat.Example` (already tokenised)."""
+    """A list of :class:`~lit_early_phase.datamodules.text.chat.Example` (already tokenised)."""
 
     def __init__(self, examples: Sequence[Example]) -> None:
         self.examples = list(examples)
@@ -54,7 +54,7 @@ class InstructionDataset(Dataset):
 class InstructionDataModule(L.LightningDataModule):
     """Prompt/response pairs or chat conversations, chat-templated, prompt-masked, padded per batch.
 
-    Records come from a JSONL file or a Python list (see :func:`~lit_early_phase.datamodules.records.to_messages`
+    Records come from a JSONL file or a Python list (see :func:`~lit_early_phase.datamodules.text.records.to_messages`
     for the shapes), or by default
     from the English conversations of ``chatterbot-corpus`` (``pip install --no-deps chatterbot-corpus``).
     Each conversation is rendered with the tokenizer's chat template, tokenised, truncated to ``max_length``

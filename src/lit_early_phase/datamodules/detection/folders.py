@@ -4,13 +4,13 @@ A batch is torchvision's ``(images, targets)``: ``images`` a list of float32 ``(
 (sizes may differ), ``targets`` a list of ``{"boxes": float32 (N, 4) xyxy pixels, "labels": int64 (N,)}`` with
 labels ``1..K`` (``N`` may be 0). :class:`VOCDetectionDataModule` and :class:`CocoDetectionDataModule` serve a
 user's own folder of images with Pascal-VOC XML or COCO json boxes (readers and checks:
-:mod:`lit_early_phase.datamodules.boxes`); :class:`~lit_early_phase.datamodules.tree_crowns.TreeCrownDataModule`
-serves deepforest's tree crowns.
+:mod:`lit_early_phase.datamodules.detection.boxes`);
+:class:`~lit_early_phase.datamodules.detection.tree_crowns.TreeCrownDataModule` serves deepforest's tree crowns.
 
 Augmentation (training only) is a torchvision ``transforms.v2`` transform called as ``augment(image, target)``
 with the boxes as ``tv_tensors.BoundingBoxes``, so flips, crops and resizes move the boxes with the pixels. With a
 :class:`~lit_early_phase.datamodules.loaders.SampleKey` it draws from a generator seeded by
-``(seed, epoch, index)``, as :class:`~lit_early_phase.datamodules.images.ImageTensorDataset` does: the same
+``(seed, epoch, index)``, as :class:`~lit_early_phase.datamodules.vision.images.ImageTensorDataset` does: the same
 augmentation with any number of workers or ranks and after a resume.
 """
 
@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from lit_early_phase._validation import check_int, check_number
-from lit_early_phase.datamodules.boxes import (
+from lit_early_phase.datamodules.detection.boxes import (
     BOX_TOLERANCE,
     Annotation,
     check_boxes,
@@ -35,7 +35,6 @@ from lit_early_phase.datamodules.boxes import (
     read_coco,
     read_voc,
 )
-from lit_early_phase.datamodules.images import _sample_seed
 from lit_early_phase.datamodules.loaders import (
     SampleKey,
     SplitLoadersMixin,
@@ -43,6 +42,7 @@ from lit_early_phase.datamodules.loaders import (
     check_loader_args,
     check_val_size,
 )
+from lit_early_phase.datamodules.vision.images import _sample_seed
 
 #: file endings read as images
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -85,8 +85,9 @@ def flip_augmentation(hflip: bool = True, vflip: bool = True) -> Any | None:
 class DetectionDataset(Dataset):
     """uint8 ``(3, H, W)`` images with ``{"boxes", "labels"}`` targets, served as float ``[0, 1]`` images.
 
-    Every target is checked when the dataset is built (:func:`~lit_early_phase.datamodules.boxes.check_target`):
-    boxes ``xyxy`` inside the image (overhangs up to ``tolerance`` px clipped), labels ``1..num_classes - 1``.
+    Every target is checked when the dataset is built
+    (:func:`~lit_early_phase.datamodules.detection.boxes.check_target`): boxes ``xyxy`` inside the image
+    (overhangs up to ``tolerance`` px clipped), labels ``1..num_classes - 1``.
     Indexed by an ``int`` or a :class:`SampleKey` (see the module docstring for the keyed augmentation).
 
     Args:
@@ -95,7 +96,7 @@ class DetectionDataset(Dataset):
         num_classes: torchvision's count, background included.
         augment: a ``transforms.v2`` transform of ``(image, target)`` or ``None``.
         names: each image's name, for messages (default: its index).
-        tolerance: see :func:`~lit_early_phase.datamodules.boxes.check_boxes`.
+        tolerance: see :func:`~lit_early_phase.datamodules.detection.boxes.check_boxes`.
 
     Raises:
         ValueError: for mismatched lengths, a non-uint8 or non-RGB image, or a bad box or label (naming the image).
@@ -314,7 +315,7 @@ class VOCDetectionDataModule(DetectionDataModule):
     Raises:
         FileNotFoundError: for a missing folder, or an image without its XML.
         ValueError: for an empty images folder, a bad XML, an unknown class name when ``classes`` is given, a
-            bad box (see :mod:`~lit_early_phase.datamodules.boxes`).
+            bad box (see :mod:`~lit_early_phase.datamodules.detection.boxes`).
 
     Example:
         >>> import importlib.util

@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_early_phase.datamodules.chat import Example, PromptExample
+from lit_early_phase.datamodules.text.chat import Example, PromptExample
 from lit_early_phase.functional.tokens import IGNORE_INDEX
 
 
 class InstructionCollate:
-    """Pad a list of :class:`~lit_early_phase.datamodules.chat.Example` to the longest one (right padding).
+    """Pad a list of :class:`~lit_early_phase.datamodules.text.chat.Example` to the longest one (right padding).
 
     Gives ``input_ids``, ``attention_mask`` and ``labels``. Named ``PadCollator`` before (an alias remains); the
     ``*Collate`` names follow ``UCRDataModule``'s ``PadCollate``, which pads series, not tokens.

@@ -33,10 +33,15 @@ import torch
 from torch import Tensor
 
 from lit_early_phase._validation import check_int, check_number
-from lit_early_phase.datamodules.boxes import BOX_TOLERANCE, check_boxes, read_voc
-from lit_early_phase.datamodules.detection import DetectionDataset, detection_collate, flip_augmentation, load_image
+from lit_early_phase.datamodules.detection.boxes import BOX_TOLERANCE, check_boxes, read_voc
+from lit_early_phase.datamodules.detection.folders import (
+    DetectionDataset,
+    detection_collate,
+    flip_augmentation,
+    load_image,
+)
+from lit_early_phase.datamodules.detection.tiling import tile_image
 from lit_early_phase.datamodules.loaders import SplitLoadersMixin, check_batch_size, check_loader_args
-from lit_early_phase.datamodules.tiling import tile_image
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,7 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
     """Tree-crown detection: tiles of the two YELL mosaics to train, OSBS_029 and SOAP_061 whole to validate.
 
     See the module docstring for the images and counts. Batches are ``(list of images, list of targets)``
-    (:func:`~lit_early_phase.datamodules.detection.detection_collate`), images float32 ``(3, H, W)`` in
+    (:func:`~lit_early_phase.datamodules.detection.folders.detection_collate`), images float32 ``(3, H, W)`` in
     ``[0, 1]``, boxes ``xyxy`` pixels, every label 1 ("Tree"). Training tiles are flipped horizontally and
     vertically at random (boxes follow), keyed by ``(seed, epoch, index)``; training batches resume mid-epoch
     and never hold a single tile (:mod:`lit_early_phase.datamodules.loaders`). Decoded tiles stay in memory
