@@ -11,13 +11,8 @@ import torch
 from torchvision.transforms import v2
 
 from lit_early_phase.datamodules.detection.boxes import check_boxes, check_labels, read_coco, read_voc
-from lit_early_phase.datamodules.detection.folders import (
-    CocoDetectionDataModule,
-    DetectionDataset,
-    VOCDetectionDataModule,
-    detection_collate,
-    flip_augmentation,
-)
+from lit_early_phase.datamodules.detection.dataset import DetectionDataset, detection_collate, flip_augmentation
+from lit_early_phase.datamodules.detection.folders import CocoDetectionDataModule, VOCDetectionDataModule
 from lit_early_phase.datamodules.detection.tiling import crop_boxes, tile_image, tile_starts
 from lit_early_phase.datamodules.loaders import SampleKey
 

@@ -1,11 +1,16 @@
-"""DataModules on real data that installs offline (one file per source)."""
+"""DataModules on real data that installs offline, by domain over one loader core.
 
+``loaders`` is the core every DataModule shares (resumable train/val/test loaders, the argument checks); the
+domains are subpackages: ``vision`` (in-memory images), ``series`` (UCR/UEA), ``detection`` (boxes, tiling,
+folders, tree crowns) and ``text`` (instruction data). Every public name imports from here.
+"""
+
+from lit_early_phase.datamodules.detection.base import DetectionDataModule
+from lit_early_phase.datamodules.detection.dataset import DetectionDataset, detection_collate
 from lit_early_phase.datamodules.detection.folders import (
     CocoDetectionDataModule,
-    DetectionDataModule,
-    DetectionDataset,
+    FolderDetectionDataModule,
     VOCDetectionDataModule,
-    detection_collate,
 )
 from lit_early_phase.datamodules.detection.tree_crowns import TreeCrownDataModule
 from lit_early_phase.datamodules.loaders import ResumableLoader, ResumableSampler, SampleKey
@@ -20,6 +25,7 @@ __all__ = [
     "DetectionDataModule",
     "DetectionDataset",
     "FashionMNISTDataModule",
+    "FolderDetectionDataModule",
     "ImageTensorDataset",
     "InMemoryImageDataModule",
     "InstructionDataModule",
