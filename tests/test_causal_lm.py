@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
-from lit_early_phase.datamodules.text.instructions import InstructionDataModule
+from lit_early_phase.datamodules import InstructionDataModule
 from lit_early_phase.functional.tokens import IGNORE_INDEX
 from lit_early_phase.hf import warmup_cosine_schedule
 from lit_early_phase.modules import causal_lm

@@ -14,8 +14,10 @@ from lit_early_phase.datamodules.detection.folders import (
 )
 from lit_early_phase.datamodules.detection.tree_crowns import TreeCrownDataModule
 from lit_early_phase.datamodules.loaders import ResumableLoader, ResumableSampler, SampleKey
-from lit_early_phase.datamodules.series.ucr import UCRDataModule, offline_classification_sets
-from lit_early_phase.datamodules.text.instructions import InstructionDataModule, load_chatterbot, read_jsonl
+from lit_early_phase.datamodules.series.aeon_archive import offline_classification_sets
+from lit_early_phase.datamodules.series.ucr import UCRDataModule
+from lit_early_phase.datamodules.text.instructions import InstructionDataModule
+from lit_early_phase.datamodules.text.records import load_chatterbot, read_jsonl
 from lit_early_phase.datamodules.vision.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
 from lit_early_phase.datamodules.vision.images import ImageTensorDataset, InMemoryImageDataModule
 from lit_early_phase.datamodules.vision.mnist5k import MNIST5kDataModule

@@ -1,8 +1,8 @@
 """`UCRDataModule`: a UCR/UEA time-series classification set through aeon, offline for the bundled ones.
 
 Reading the archive (which sets are on disk, name checks, downloads) is
-:mod:`lit_early_phase.datamodules.series.aeon_archive`; the in-memory handling of series (labels, the stratified split,
-z-normalisation, padding) is :mod:`lit_early_phase.datamodules.series.prepare`. Their names stay importable from here.
+:mod:`lit_early_phase.datamodules.series.aeon_archive`; the in-memory handling of series (labels, the stratified
+split, z-normalisation, padding) is :mod:`lit_early_phase.datamodules.series.prepare`.
 
 Unequal lengths (JapaneseVowels, PickupGestureWiimoteZ, many downloadable sets) are handled in one of two
 documented ways (``unequal=``):
@@ -254,15 +254,3 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, unequal={self.unequal!r}, znorm={self.znorm!r})"
-
-
-__all__ = [
-    "UNEQUAL_MODES",
-    "ZNORM_MODES",
-    "PadCollate",
-    "SeriesDataset",
-    "UCRDataModule",
-    "encode_labels",
-    "offline_classification_sets",
-    "stratified_split",
-]
