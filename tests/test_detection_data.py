@@ -329,3 +329,13 @@ def test_bad_arguments(voc_dir):
             VOCDetectionDataModule(str(voc_dir), **kwargs)
     with pytest.raises(ValueError, match="leaves no training images out of 3"):
         VOCDetectionDataModule(str(voc_dir), val_size=3).setup()
+
+
+def test_every_detection_datamodule_shares_one_base():
+    # the loaders, list batches, flips and test/predict data are DetectionDataModule's, not copies
+    from lit_early_phase.datamodules import DetectionDataModule, TreeCrownDataModule
+
+    for cls in (TreeCrownDataModule, VOCDetectionDataModule, CocoDetectionDataModule):
+        assert issubclass(cls, DetectionDataModule)
+        for name in ("train_dataloader", "test_dataloader", "predict_dataloader", "make_dataset", "setup"):
+            assert getattr(cls, name) is getattr(DetectionDataModule, name), (cls.__name__, name)
