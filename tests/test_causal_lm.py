@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def batch_of(tokenizer, n=4, max_length=64):
     dm = InstructionDataModule(RECORDS[:n], tokenizer=tokenizer, val_fraction=0.0, batch_size=n, max_length=max_length)
     dm.setup("fit")
-    return dm.train_set and dm._collator()(dm.train_set.examples)
+    return dm.train_set and dm.collate_fn(dm.train_set.examples)
 
 
 def hand_losses(logits, labels):
