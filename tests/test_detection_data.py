@@ -10,9 +10,16 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
+from lit_early_phase.datamodules import (
+    CocoDetectionDataModule,
+    DetectionDataModule,
+    DetectionDataset,
+    TreeCrownDataModule,
+    VOCDetectionDataModule,
+    detection_collate,
+)
 from lit_early_phase.datamodules.detection.boxes import check_boxes, check_labels, read_coco, read_voc
-from lit_early_phase.datamodules.detection.dataset import DetectionDataset, detection_collate, flip_augmentation
-from lit_early_phase.datamodules.detection.folders import CocoDetectionDataModule, VOCDetectionDataModule
+from lit_early_phase.datamodules.detection.dataset import flip_augmentation
 from lit_early_phase.datamodules.detection.tiling import crop_boxes, tile_image, tile_starts
 from lit_early_phase.datamodules.loaders import SampleKey
 
@@ -333,8 +340,6 @@ def test_bad_arguments(voc_dir):
 
 def test_every_detection_datamodule_shares_one_base():
     # the loaders, list batches, flips and test/predict data are DetectionDataModule's, not copies
-    from lit_early_phase.datamodules import DetectionDataModule, TreeCrownDataModule
-
     for cls in (TreeCrownDataModule, VOCDetectionDataModule, CocoDetectionDataModule):
         assert issubclass(cls, DetectionDataModule)
         for name in ("train_dataloader", "test_dataloader", "predict_dataloader", "make_dataset", "setup"):

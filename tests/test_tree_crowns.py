@@ -6,14 +6,10 @@ import logging
 import pytest
 import torch
 
+from lit_early_phase.datamodules import TreeCrownDataModule
 from lit_early_phase.datamodules.detection.boxes import read_voc
 from lit_early_phase.datamodules.detection.tiling import tile_starts
-from lit_early_phase.datamodules.detection.tree_crowns import (
-    TRAIN_IMAGES,
-    VAL_IMAGES,
-    TreeCrownDataModule,
-    deepforest_data_dir,
-)
+from lit_early_phase.datamodules.detection.tree_crowns import TRAIN_IMAGES, VAL_IMAGES, deepforest_data_dir
 from lit_early_phase.datamodules.loaders import SampleKey
 
 pytestmark = pytest.mark.skipif(
