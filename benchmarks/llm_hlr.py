@@ -67,7 +67,7 @@ def run_arm(arm: str, *, steps: int, limit: int | None, val_batches: int, thread
     from lightning.pytorch.callbacks import Callback
 
     from lit_early_phase import EnlightenmentCallback, HighLossRemoval
-    from lit_early_phase.datamodules.instructions import InstructionDataModule
+    from lit_early_phase.datamodules import InstructionDataModule
     from lit_early_phase.modules.causal_lm import CausalLMFineTune
 
     warnings.filterwarnings("ignore")

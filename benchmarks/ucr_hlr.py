@@ -71,7 +71,7 @@ def run_one(name: str, arm: str, seed: int, steps: int) -> dict[str, Any]:
     import torch
 
     from lit_early_phase import EnlightenmentCallback, ImageClassifier
-    from lit_early_phase.datamodules.ucr import UCRDataModule
+    from lit_early_phase.datamodules import UCRDataModule
 
     C.quiet()
     probe = UCRDataModule(name, val_size=0)
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return C.report_only(args.out or C.RESULTS / ("ucr_hlr_quick" if args.quick else "ucr_hlr"), markdown)
     git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
 
-    from lit_early_phase.datamodules.ucr import offline_classification_sets
+    from lit_early_phase.datamodules import offline_classification_sets
 
     sets = args.sets or (list(QUICK_SETS) if args.quick else offline_classification_sets())
     seeds = list(range(args.seeds if args.seeds is not None else (2 if args.quick else 5)))
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {"header": header(args, sets, seeds, git)}
 
     # longest series first, so the slowest runs do not end up alone at the end
-    from lit_early_phase.datamodules.ucr import UCRDataModule
+    from lit_early_phase.datamodules import UCRDataModule
 
     size = {n: UCRDataModule(n).max_length * UCRDataModule(n).in_chans for n in sets}
     tasks = [(n, arm, seed) for n in sorted(sets, key=lambda n: -size[n]) for seed in seeds for arm in ARMS]

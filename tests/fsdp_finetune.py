@@ -108,7 +108,7 @@ def main(out: Path, tokenizer_dir: str) -> None:
     from transformers import AutoTokenizer
 
     from lit_early_phase import EnlightenmentCallback, HighLossRemoval
-    from lit_early_phase.datamodules.instructions import InstructionDataModule
+    from lit_early_phase.datamodules import InstructionDataModule
     from lit_early_phase.modules.causal_lm import CausalLMFineTune
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

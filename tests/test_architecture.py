@@ -209,8 +209,6 @@ def test_the_cycle_check_fails_on_cli_and_finder_importing_each_other(tmp_path: 
 #: what a file says when it keeps a name importable from an old place (nothing was released: no old place exists)
 SHIM_PHRASES = ("old import path", "old path", "older path", "alias remains", "re-exported here", "keep working",
                 "keeps working", "stay importable", "stays importable", "still importable", "names of 0.x")  # fmt: skip
-#: shims another change removes (the data modules' reorganisation); an entry whose shim is gone fails the test
-PENDING_SHIMS = {"datamodules/collate.py", "datamodules/instructions.py"}
 
 
 def _shim_phrases(path: Path) -> list[str]:
@@ -220,8 +218,7 @@ def _shim_phrases(path: Path) -> list[str]:
 
 def test_no_file_keeps_an_old_import_path(tmp_path: Path) -> None:
     found = {str(p.relative_to(PACKAGE)): hits for p in sorted(PACKAGE.rglob("*.py")) if (hits := _shim_phrases(p))}
-    assert {name: hits for name, hits in found.items() if name not in PENDING_SHIMS} == {}
-    assert set(found) >= PENDING_SHIMS, f"remove {PENDING_SHIMS - set(found)} from PENDING_SHIMS: their shims are gone"
+    assert found == {}
     shim = tmp_path / "knobs.py"
     shim.write_text('"""Old import path of the core, kept so that existing\nimports keep working."""\n')
     assert _shim_phrases(shim) == ["old import path", "keep working"]

@@ -16,7 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
-from lit_early_phase.datamodules.instructions import InstructionDataModule
+from lit_early_phase.datamodules import InstructionDataModule
 from lit_early_phase.functional.tokens import IGNORE_INDEX
 from lit_early_phase.hf import cpu_has_native_bf16, load_finetuned, warmup_cosine_schedule
 from lit_early_phase.modules import causal_lm
@@ -26,7 +26,7 @@ from lit_early_phase.modules.causal_lm import CausalLMFineTune
 def batch_of(tokenizer, n=4, max_length=64):
     dm = InstructionDataModule(RECORDS[:n], tokenizer=tokenizer, val_fraction=0.0, batch_size=n, max_length=max_length)
     dm.setup("fit")
-    return dm.train_set and dm._collator()(dm.train_set.examples)
+    return dm.train_set and dm.collate_fn(dm.train_set.examples)
 
 
 def hand_losses(logits, labels):

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from llm_helpers import RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
-from lit_early_phase.datamodules.instructions import InstructionDataModule
+from lit_early_phase.datamodules import InstructionDataModule
 from lit_early_phase.modules.causal_lm import CausalLMFineTune
 
 PLAIN = (bool, int, float, str, type(None))
@@ -191,7 +191,7 @@ def test_cli_fit_resume_and_predict(tokenizer, tmp_path):
         f"--model.model={saved}",
         "--model.lora_r=4",
         "--model.max_new_tokens=3",
-        "--data=lit_early_phase.datamodules.instructions.InstructionDataModule",
+        "--data=lit_early_phase.datamodules.InstructionDataModule",
         f"--data.data={data}",
         "--data.batch_size=4",
         "--data.max_length=48",

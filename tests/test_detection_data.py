@@ -10,16 +10,18 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from lit_early_phase.datamodules.boxes import check_boxes, check_labels, read_coco, read_voc
-from lit_early_phase.datamodules.detection import (
+from lit_early_phase.datamodules import (
     CocoDetectionDataModule,
+    DetectionDataModule,
     DetectionDataset,
+    TreeCrownDataModule,
     VOCDetectionDataModule,
     detection_collate,
-    flip_augmentation,
 )
+from lit_early_phase.datamodules.detection.boxes import check_boxes, check_labels, read_coco, read_voc
+from lit_early_phase.datamodules.detection.dataset import flip_augmentation
+from lit_early_phase.datamodules.detection.tiling import crop_boxes, tile_image, tile_starts
 from lit_early_phase.datamodules.loaders import SampleKey
-from lit_early_phase.datamodules.tiling import crop_boxes, tile_image, tile_starts
 
 _spec = importlib.util.find_spec("deepforest")
 pytestmark = pytest.mark.skipif(_spec is None, reason="needs `pip install --no-deps deepforest==2.1.0`")
@@ -334,3 +336,11 @@ def test_bad_arguments(voc_dir):
             VOCDetectionDataModule(str(voc_dir), **kwargs)
     with pytest.raises(ValueError, match="leaves no training images out of 3"):
         VOCDetectionDataModule(str(voc_dir), val_size=3).setup()
+
+
+def test_every_detection_datamodule_shares_one_base():
+    # the loaders, list batches, flips and test/predict data are DetectionDataModule's, not copies
+    for cls in (TreeCrownDataModule, VOCDetectionDataModule, CocoDetectionDataModule):
+        assert issubclass(cls, DetectionDataModule)
+        for name in ("train_dataloader", "test_dataloader", "predict_dataloader", "make_dataset", "setup"):
+            assert getattr(cls, name) is getattr(DetectionDataModule, name), (cls.__name__, name)

@@ -6,16 +6,11 @@ import json
 import pytest
 import torch
 
-from lit_early_phase.datamodules import instructions as ins
-from lit_early_phase.datamodules.instructions import (
-    Example,
-    InstructionDataModule,
-    PadCollator,
-    load_chatterbot,
-    read_jsonl,
-    to_messages,
-    tokenize_conversation,
-)
+from lit_early_phase.datamodules import InstructionDataModule, load_chatterbot, read_jsonl
+from lit_early_phase.datamodules.text import instructions
+from lit_early_phase.datamodules.text.chat import Example, render_prompt, tokenize_conversation
+from lit_early_phase.datamodules.text.collate import InstructionCollate
+from lit_early_phase.datamodules.text.records import to_messages
 from lit_early_phase.functional.tokens import IGNORE_INDEX
 
 needs_smollm2 = pytest.mark.skipif(
@@ -134,7 +129,7 @@ def test_empty_responses_in_a_file_name_their_lines(tokenizer, tmp_path):
 def test_missing_files_fail_in_the_constructor(tmp_path, argument, monkeypatch):
     # nothing is loaded: no tokenizer, no model (both would take seconds) before the error; the data module loads
     # its tokenizer through the name it imports from lit_early_phase.hf
-    monkeypatch.setattr(ins, "load_tokenizer", lambda *a, **k: pytest.fail("tokenizer loaded"))
+    monkeypatch.setattr(instructions, "load_tokenizer", lambda *a, **k: pytest.fail("tokenizer loaded"))
     present = tmp_path / "present.jsonl"
     present.write_text(json.dumps({"prompt": "a", "response": "b"}))
     kwargs = {"data": str(present), argument: str(tmp_path / "nowhere.jsonl")}
@@ -226,7 +221,7 @@ def test_truncation(tokenizer):
 
 
 def test_pad_collator():
-    batch = PadCollator(0, pad_to_multiple_of=4)([Example([5, 6, 7], [-100, 6, 7]), Example([8], [-100])])
+    batch = InstructionCollate(0, pad_to_multiple_of=4)([Example([5, 6, 7], [-100, 6, 7]), Example([8], [-100])])
     assert batch["input_ids"].shape == (2, 4)
     assert batch["labels"][1].tolist() == [-100] * 4
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
@@ -249,6 +244,29 @@ def test_datamodule_from_list(tokenizer):
     assert torch.all(labels[mask == 0] == IGNORE_INDEX)
     assert torch.all(ids[mask == 0] == tokenizer.pad_token_id)
     assert (labels != IGNORE_INDEX).sum(1).min() > 0
+
+
+@needs_smollm2
+def test_datamodule_restores_its_loader_like_every_datamodule(tokenizer):
+    # one restore path: the shared SplitLoadersMixin's resumable loader, its position in the DataModule's state
+    records = [{"prompt": f"Question {i}?", "response": f"Answer {i}."} for i in range(10)]
+
+    def data_module():
+        dm = InstructionDataModule(records, tokenizer=tokenizer, batch_size=3, val_fraction=0.0, seed=5)
+        dm.setup("fit")
+        return dm
+
+    dm = data_module()
+    batches = iter(dm.train_dataloader())
+    next(batches)
+    state = dm.state_dict()
+    assert state["train_loader"]["batches"] == 1
+    resumed = data_module()
+    resumed.load_state_dict(state)
+    rest = [b["input_ids"].tolist() for b in batches]
+    assert [b["input_ids"].tolist() for b in resumed.train_dataloader()] == rest
+    # a language model normalises no batch: the last batch of one conversation is kept (3 + 3 + 3 + 1)
+    assert [len(b["input_ids"]) for b in data_module().train_dataloader()] == [3, 3, 3, 1]
 
 
 @needs_smollm2
@@ -367,7 +385,7 @@ def test_plain_template_prompt():
         eos_token = "</s>"
 
     msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
-    assert ins.render_prompt(Plain(), msgs, template="plain") == ("Q\n", "Q", "A")
-    assert ins.render_prompt(Plain(), msgs, template="plain", system_prompt="S") == ("S\nQ\n", "Q", "A")
+    assert render_prompt(Plain(), msgs, template="plain") == ("Q\n", "Q", "A")
+    assert render_prompt(Plain(), msgs, template="plain", system_prompt="S") == ("S\nQ\n", "Q", "A")
     with pytest.raises(ValueError, match="at least one message before the answer"):
-        ins.render_prompt(Plain(), [{"role": "assistant", "content": "A"}], template="plain")
+        render_prompt(Plain(), [{"role": "assistant", "content": "A"}], template="plain")

@@ -16,8 +16,7 @@ from helpers import trainer_kwargs
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
-from lit_early_phase.datamodules import MNIST5kDataModule
-from lit_early_phase.datamodules.ucr import UCRDataModule
+from lit_early_phase.datamodules import MNIST5kDataModule, UCRDataModule
 
 
 class Trace(Callback):

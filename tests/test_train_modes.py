@@ -15,7 +15,7 @@ from llm_helpers import RECORDS, tiny_llama, tokenizer_fixture  # noqa: F401 - t
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_early_phase import ImageClassifier
-from lit_early_phase.datamodules.instructions import InstructionDataModule
+from lit_early_phase.datamodules import InstructionDataModule
 from lit_early_phase.modules.causal_lm import CausalLMFineTune
 
 EVAL_MODE_WARNING = "module(s) in eval mode at the start of training"

@@ -6,10 +6,11 @@ import logging
 import pytest
 import torch
 
-from lit_early_phase.datamodules.boxes import read_voc
+from lit_early_phase.datamodules import TreeCrownDataModule
+from lit_early_phase.datamodules.detection.boxes import read_voc
+from lit_early_phase.datamodules.detection.tiling import tile_starts
+from lit_early_phase.datamodules.detection.tree_crowns import TRAIN_IMAGES, VAL_IMAGES, deepforest_data_dir
 from lit_early_phase.datamodules.loaders import SampleKey
-from lit_early_phase.datamodules.tiling import tile_starts
-from lit_early_phase.datamodules.tree_crowns import TRAIN_IMAGES, VAL_IMAGES, TreeCrownDataModule, deepforest_data_dir
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("deepforest") is None, reason="needs `pip install --no-deps deepforest==2.1.0`"
@@ -88,7 +89,7 @@ def test_keyed_augmentation(dm):
 
 
 def test_dropped_remnants_are_logged(caplog):
-    with caplog.at_level(logging.INFO, logger="lit_early_phase.datamodules.tree_crowns"):
+    with caplog.at_level(logging.INFO, logger="lit_early_phase.datamodules.detection.tree_crowns"):
         small = TreeCrownDataModule(tile_size=800, overlap=0, min_visible=0.9)
         small.setup()
     assert len(small.train_set) == 16 and small.dropped_boxes > 0

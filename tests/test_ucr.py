@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
 from lit_early_phase.datamodules import UCRDataModule, offline_classification_sets
-from lit_early_phase.datamodules.series import PadCollate, encode_labels, stratified_split
+from lit_early_phase.datamodules.series.prepare import PadCollate, encode_labels, stratified_split
 from lit_early_phase.strategies import HighLossRemoval
 
 ROOT = Path(__file__).resolve().parents[1]

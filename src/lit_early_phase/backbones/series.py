@@ -15,7 +15,7 @@ kept through the net.
 
 **Padding mask.** Unequal-length series are padded with zeros to the longest of the batch. The nets take the
 validity mask either as ``forward(x, mask)`` (``(B, L)``, true/positive on real time points) or as one extra
-*last input channel* (``(B, in_chans + 1, L)``, as :class:`~lit_early_phase.datamodules.ucr.UCRDataModule`
+*last input channel* (``(B, in_chans + 1, L)``, as :class:`~lit_early_phase.datamodules.UCRDataModule`
 delivers padded batches): an input with exactly one channel more than ``in_chans`` is read that way.
 Carrying the mask as a channel keeps the ``(x, y)`` batch format, so Mixup and CutMix mix it like the data: a
 Mixup blend is valid where either partner is (mask > 0), a CutMix segment takes the partner's mask with its

@@ -1,25 +1,33 @@
-"""DataModules on real data that installs offline (one file per source)."""
+"""DataModules on real data that installs offline, by domain over one loader core.
 
-from lit_early_phase.datamodules.detection import (
+``loaders`` is the core every DataModule shares (resumable train/val/test loaders, the argument checks); the
+domains are subpackages: ``vision`` (in-memory images), ``series`` (UCR/UEA), ``detection`` (boxes, tiling,
+folders, tree crowns) and ``text`` (instruction data). Every public name imports from here.
+"""
+
+from lit_early_phase.datamodules.detection.base import DetectionDataModule
+from lit_early_phase.datamodules.detection.dataset import DetectionDataset, detection_collate
+from lit_early_phase.datamodules.detection.folders import (
     CocoDetectionDataModule,
-    DetectionDataModule,
-    DetectionDataset,
+    FolderDetectionDataModule,
     VOCDetectionDataModule,
-    detection_collate,
 )
-from lit_early_phase.datamodules.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
-from lit_early_phase.datamodules.images import ImageTensorDataset, InMemoryImageDataModule
-from lit_early_phase.datamodules.instructions import InstructionDataModule, load_chatterbot, read_jsonl
+from lit_early_phase.datamodules.detection.tree_crowns import TreeCrownDataModule
 from lit_early_phase.datamodules.loaders import ResumableLoader, ResumableSampler, SampleKey
-from lit_early_phase.datamodules.mnist5k import MNIST5kDataModule
-from lit_early_phase.datamodules.tree_crowns import TreeCrownDataModule
-from lit_early_phase.datamodules.ucr import UCRDataModule, offline_classification_sets
+from lit_early_phase.datamodules.series.aeon_archive import offline_classification_sets
+from lit_early_phase.datamodules.series.ucr import UCRDataModule
+from lit_early_phase.datamodules.text.instructions import InstructionDataModule
+from lit_early_phase.datamodules.text.records import load_chatterbot, read_jsonl
+from lit_early_phase.datamodules.vision.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
+from lit_early_phase.datamodules.vision.images import ImageTensorDataset, InMemoryImageDataModule
+from lit_early_phase.datamodules.vision.mnist5k import MNIST5kDataModule
 
 __all__ = [
     "CocoDetectionDataModule",
     "DetectionDataModule",
     "DetectionDataset",
     "FashionMNISTDataModule",
+    "FolderDetectionDataModule",
     "ImageTensorDataset",
     "InMemoryImageDataModule",
     "InstructionDataModule",

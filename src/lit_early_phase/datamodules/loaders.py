@@ -182,7 +182,8 @@ class SplitLoadersMixin:
     the default: keep the workers whenever there are some, see :meth:`keep_workers`), ``collate_fn`` and
     ``sample_keys`` (its training set takes :class:`SampleKey`). The training loader is a
     ``StatefulDataLoader`` over a :class:`ResumableSampler` (see the module docstring); its position is also kept
-    in the DataModule's ``state_dict``.
+    in the DataModule's ``state_dict``. A DataModule whose models hold no BatchNorm (language models) sets
+    ``allow_single_sample_batches``: its training batches are then never dropped and a rank may hold one sample.
     """
 
     batch_size: int
@@ -195,6 +196,7 @@ class SplitLoadersMixin:
     test_set: Dataset | None
     collate_fn: Callable[[list[Any]], Any] | None = None
     sample_keys: bool = False
+    allow_single_sample_batches: bool = False
     _train_loader: ResumableLoader | None = None
     _pending_loader_state: dict[str, Any] | None = None
 
@@ -219,7 +221,9 @@ class SplitLoadersMixin:
             return False
         return True if self.persistent_workers is None else bool(self.persistent_workers)
 
-    def _loader(self, dataset: Dataset | None, *, shuffle: bool) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset | None, *, shuffle: bool, collate_fn: Callable[[list[Any]], Any] | None = None
+    ) -> DataLoader:
         if dataset is None:
             raise RuntimeError("No data for this stage: call `setup()` first.")
         return DataLoader(
@@ -229,7 +233,7 @@ class SplitLoadersMixin:
             num_workers=self.num_workers,
             persistent_workers=self.keep_workers(),
             pin_memory=self.pin_memory,
-            collate_fn=self.collate_fn,
+            collate_fn=collate_fn or self.collate_fn,
             generator=torch.Generator().manual_seed(0),
         )
 
@@ -238,7 +242,8 @@ class SplitLoadersMixin:
 
         Raises:
             RuntimeError: before ``setup``.
-            ValueError: if a rank's share of the training set is a single sample.
+            ValueError: if a rank's share of the training set is a single sample (unless
+                ``allow_single_sample_batches``).
         """
         if self.train_set is None:
             raise RuntimeError("No data for this stage: call `setup()` first.")
@@ -246,7 +251,8 @@ class SplitLoadersMixin:
         seed = default_seed() if self.seed is None else self.seed
         sampler = ResumableSampler(self.train_set, num_replicas=world_size, rank=rank, seed=seed, keys=self.sample_keys)
         per_rank = sampler.num_samples  # DistributedSampler pads the ranks to the same count
-        if per_rank < 2:
+        single = not self.allow_single_sample_batches  # a batch of one sample breaks BatchNorm
+        if single and per_rank < 2:
             raise ValueError(
                 f"The training split has {len(self.train_set)} sample(s) for {world_size} rank(s): each rank would "
                 f"train on batches of {per_rank}, which BatchNorm cannot normalise. Use more training data "
@@ -257,7 +263,7 @@ class SplitLoadersMixin:
             batch_size=self.batch_size,
             sampler=sampler,
             # a last batch of exactly one sample is dropped; any other last batch is kept
-            drop_last=per_rank % self.batch_size == 1,
+            drop_last=single and per_rank % self.batch_size == 1,
             num_workers=self.num_workers,
             persistent_workers=self.keep_workers(),
             pin_memory=self.pin_memory,
@@ -272,8 +278,10 @@ class SplitLoadersMixin:
         return loader
 
     def val_dataloader(self) -> DataLoader | list:
-        """Validation batches (empty when there is no validation split)."""
-        return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
+        """Validation batches (none when there is no validation split or it is empty)."""
+        if self.val_set is None or not len(self.val_set):
+            return []
+        return self._loader(self.val_set, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         """Batches of the official test split."""

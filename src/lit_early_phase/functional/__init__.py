@@ -2,7 +2,8 @@
 
 ``mix_params`` samples the mixing parameters, ``mixing`` applies them, ``targets`` builds the soft targets,
 ``losses`` and ``tokens`` compute per-sample losses, ``removal`` keeps the lowest-loss samples, ``diagnostics``
-measures the period (BENR, dead activations, mixup gradient interference, activation trajectory distance).
+measures the period (BENR, dead activations, mixup gradient interference, activation trajectory distance),
+``seeding`` keys randomness by where training is (data augmentation, mixing draws).
 """
 
 from lit_early_phase.functional.detection import DetectionMixOutput, mix_detection
@@ -26,6 +27,7 @@ from lit_early_phase.functional.mix_params import (
 )
 from lit_early_phase.functional.mixing import MixOutput, apply_mix, mix_batch
 from lit_early_phase.functional.removal import DropOutput, drop_highest, num_to_remove, validate_drop_args
+from lit_early_phase.functional.seeding import keyed_generator, keyed_global_rng, keyed_seed
 from lit_early_phase.functional.targets import smooth_one_hot
 from lit_early_phase.functional.tokens import (
     IGNORE_INDEX,
@@ -54,6 +56,9 @@ __all__ = [
     "drop_highest",
     "flatten",
     "interference_ratio",
+    "keyed_generator",
+    "keyed_global_rng",
+    "keyed_seed",
     "mix_batch",
     "mix_detection",
     "num_to_remove",

@@ -360,7 +360,7 @@ class CausalLMFineTune(FineTuneSavingMixin, EnlightenmentMixin, L.LightningModul
         """Answer each prompt of the batch greedily, at most ``max_new_tokens`` tokens.
 
         The batch is what :meth:`InstructionDataModule.predict_dataloader
-        <lit_early_phase.datamodules.instructions.InstructionDataModule.predict_dataloader>` gives: prompts
+        <lit_early_phase.datamodules.InstructionDataModule.predict_dataloader>` gives: prompts
         rendered up to the assistant's turn and padded on the left, with their texts. Generation stops at the
         tokenizer's eos (``<|im_end|>`` for SmolLM2).
 

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -21,6 +20,7 @@ from lit_early_phase.functional import (
     soft_cross_entropy,
     validate_mix_args,
 )
+from lit_early_phase.functional.seeding import keyed_generator
 from lit_early_phase.knobs import Knobs, StepRecord
 
 
@@ -230,11 +230,9 @@ class EnlightenmentMixin:
         trainer = getattr(self, "_trainer", None)
         if trainer is None:  # used outside a Trainer: a reproducible stream of calls
             state.mix_calls += 1
-            key = [seed % 2**63, state.mix_calls]
-        else:
-            key = [seed % 2**63, int(trainer.global_rank), int(trainer.current_epoch), batches_started(trainer)]
-        # SeedSequence hashes the key into well-spread bits (neighbouring keys give unrelated streams).
-        return torch.Generator().manual_seed(int(np.random.SeedSequence(key).generate_state(1, np.uint64)[0] >> 1))
+            return keyed_generator(seed, state.mix_calls)
+        # the data's keyed seed too: neighbouring keys give unrelated streams
+        return keyed_generator(seed, int(trainer.global_rank), int(trainer.current_epoch), batches_started(trainer))
 
     # ----------------------------------------------------------------------------------------------------------
     # helpers for training_step

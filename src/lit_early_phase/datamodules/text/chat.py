@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from lit_early_phase.datamodules.records import Message
+from lit_early_phase.datamodules.text.records import Message
 from lit_early_phase.functional.tokens import IGNORE_INDEX
 
 Template = Literal["chat", "plain"]

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lit_early_phase.datamodules.images import InMemoryImageDataModule
+from lit_early_phase.datamodules.vision.images import InMemoryImageDataModule
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FILES = {
@@ -87,7 +87,7 @@ class FashionMNISTDataModule(InMemoryImageDataModule):
     Args:
         data_dir: folder with the IDX files; with ``download=True`` the download target.
         download: download with torchvision when the files are not found (needs a network).
-        **kwargs: :class:`~lit_early_phase.datamodules.images.InMemoryImageDataModule` arguments
+        **kwargs: :class:`~lit_early_phase.datamodules.vision.images.InMemoryImageDataModule` arguments
             (``batch_size``, ``val_size``, ``train_subset``, ``augment``, ``num_workers`` ...).
 
     Raises:

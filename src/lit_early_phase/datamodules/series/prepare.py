@@ -1,7 +1,7 @@
 """Series in memory: label encoding, a stratified validation split, z-normalisation, a dataset, a padding collate.
 
 Pure data handling (NumPy and torch), independent of where the series come from (see
-:mod:`lit_early_phase.datamodules.aeon_archive` for the UCR/UEA archive).
+:mod:`lit_early_phase.datamodules.series.aeon_archive` for the UCR/UEA archive).
 
 Unequal lengths are served in one of two documented ways (``UCRDataModule(unequal=...)``): ``"pad"``, where
 :class:`PadCollate` zero-pads each batch at the end to its longest series and appends the validity mask as one

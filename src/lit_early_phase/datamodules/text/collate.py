@@ -8,15 +8,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lit_early_phase.datamodules.chat import Example, PromptExample
+from lit_early_phase.datamodules.text.chat import Example, PromptExample
 from lit_early_phase.functional.tokens import IGNORE_INDEX
 
 
 class InstructionCollate:
-    """Pad a list of :class:`~lit_early_phase.datamodules.chat.Example` to the longest one (right padding).
+    """Pad a list of :class:`~lit_early_phase.datamodules.text.chat.Example` to the longest one (right padding).
 
-    Gives ``input_ids``, ``attention_mask`` and ``labels``. Named ``PadCollator`` before (an alias remains); the
-    ``*Collate`` names follow ``UCRDataModule``'s ``PadCollate``, which pads series, not tokens.
+    Gives ``input_ids``, ``attention_mask`` and ``labels``. The ``*Collate`` names follow ``UCRDataModule``'s
+    ``PadCollate``, which pads series, not tokens.
 
     Args:
         pad_token_id: the id put in padded positions of ``input_ids`` (labels get ``-100``).
@@ -51,8 +51,6 @@ class InstructionCollate:
 class PromptCollate:
     """Pad prompts on the **left** (generation continues every row at the same position), keep their texts.
 
-    Named ``PromptCollator`` before (an alias remains).
-
     Args:
         pad_token_id: the id put in padded positions.
 
@@ -80,8 +78,3 @@ class PromptCollate:
             "prompt": [e.prompt for e in examples],
             "reference": [e.reference for e in examples],
         }
-
-
-#: The names before issue 12.
-PadCollator = InstructionCollate
-PromptCollator = PromptCollate

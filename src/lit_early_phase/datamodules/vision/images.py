@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import struct
 from typing import Any
 
 import lightning as L
@@ -19,16 +17,17 @@ from lit_early_phase.datamodules.loaders import (
     check_loader_args,
     check_val_size,
 )
+from lit_early_phase.functional.seeding import keyed_global_rng
 
 
 class ImageTensorDataset(Dataset):
     """``(N, H, W)`` or ``(N, C, H, W)`` uint8 images with labels, turned into normalised float tensors.
 
     Indexed by an ``int`` or by a :class:`~lit_early_phase.datamodules.loaders.SampleKey` (what the training
-    loaders of the DataModules pass). With a key, ``augment`` draws its randomness from a generator seeded by
-    ``(seed, epoch, index)``, so a sample's augmentation is fixed by where training is: the same with any number of
-    workers or ranks, and after resuming from a checkpoint. With an ``int``, it draws from the global RNG, as a
-    torchvision transform does.
+    loaders of the DataModules pass). With a key, ``augment`` draws its randomness from the global RNG seeded by
+    ``(seed, epoch, index)`` (:func:`~lit_early_phase.functional.keyed_global_rng`), so a sample's augmentation is
+    fixed by where training is: the same with any number of workers or ranks, and after resuming from a checkpoint.
+    With an ``int``, it draws from the global RNG as it is, as a torchvision transform does.
 
     Args:
         images: uint8 tensor of images.
@@ -63,24 +62,11 @@ class ImageTensorDataset(Dataset):
                 # sample and put the global state back afterwards (nothing else is disturbed).
                 # Keyed draws rather than saving the RNG in the checkpoint: they need no state at all, and the
                 # same holds in worker processes, whose RNG a checkpoint of the main process does not reach.
-                state = torch.get_rng_state()  # (torch.random.fork_rng does the same, at 3x the cost)
-                try:
-                    torch.default_generator.manual_seed(_sample_seed(key))
+                with keyed_global_rng(key.seed, key.epoch, key.index):
                     image = self.augment(image)
-                finally:
-                    torch.set_rng_state(state)
             else:
                 image = self.augment(image)
         return (image.float().div_(255.0).sub_(self.mean).div_(self.std)), self.labels[index]
-
-
-def _sample_seed(key: SampleKey) -> int:
-    """A well-spread 63-bit seed from ``(seed, epoch, index)`` (neighbouring keys give unrelated streams).
-
-    BLAKE2 over the three numbers: ~1 µs, where ``numpy.random.SeedSequence`` takes ~40 µs per sample.
-    """
-    packed = struct.pack("<3Q", key.seed % 2**64, key.epoch % 2**64, key.index % 2**64)
-    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little") >> 1
 
 
 class InMemoryImageDataModule(SplitLoadersMixin, L.LightningDataModule):

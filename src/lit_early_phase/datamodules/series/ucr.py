@@ -1,8 +1,8 @@
 """`UCRDataModule`: a UCR/UEA time-series classification set through aeon, offline for the bundled ones.
 
 Reading the archive (which sets are on disk, name checks, downloads) is
-:mod:`lit_early_phase.datamodules.aeon_archive`; the in-memory handling of series (labels, the stratified split,
-z-normalisation, padding) is :mod:`lit_early_phase.datamodules.series`.
+:mod:`lit_early_phase.datamodules.series.aeon_archive`; the in-memory handling of series (labels, the stratified
+split, z-normalisation, padding) is :mod:`lit_early_phase.datamodules.series.prepare`.
 
 Unequal lengths (JapaneseVowels, PickupGestureWiimoteZ, many downloadable sets) are handled in one of two
 documented ways (``unequal=``):
@@ -24,14 +24,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from lit_early_phase._validation import check_choice, check_int
-from lit_early_phase.datamodules.aeon_archive import check_available, load_split, offline_classification_sets
 from lit_early_phase.datamodules.loaders import (
     SplitLoadersMixin,
     check_batch_size,
     check_loader_args,
     check_val_size,
 )
-from lit_early_phase.datamodules.series import (
+from lit_early_phase.datamodules.series.aeon_archive import check_available, load_split, offline_classification_sets
+from lit_early_phase.datamodules.series.prepare import (
     ZNORM_MODES,
     PadCollate,
     SeriesDataset,
@@ -254,6 +254,3 @@ class UCRDataModule(SplitLoadersMixin, L.LightningDataModule):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, unequal={self.unequal!r}, znorm={self.znorm!r})"
-
-
-__all__ = ["UNEQUAL_MODES", "UCRDataModule"]

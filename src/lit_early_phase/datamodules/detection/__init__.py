@@ -1,0 +1,1 @@
+"""Object-detection data: box checks and readers, tiling, the detection dataset and DataModules."""

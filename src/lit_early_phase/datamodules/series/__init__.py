@@ -1,0 +1,1 @@
+"""Time-series classification data: aeon's UCR/UEA archive, in-memory series handling, ``UCRDataModule``."""

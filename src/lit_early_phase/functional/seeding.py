@@ -1,0 +1,88 @@
+"""Randomness keyed by where training is: one hash from a few integers to a seed, for data and for mixing.
+
+A sample's augmentation is keyed by ``(seed, epoch, index)`` and a training step's mixing draws by
+``(seed, rank, epoch, batch)``: the draws then depend only on the key, not on a generator's history, so a run resumed
+from a checkpoint, or served by any number of workers or ranks, draws the same numbers with no generator state saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+
+def keyed_seed(*key: int) -> int:
+    """A well-spread 63-bit seed from a key of integers: neighbouring keys give unrelated streams.
+
+    BLAKE2b over the integers, each taken modulo ``2**64`` (so negative ones are fine): about 1 µs, where
+    ``numpy.random.SeedSequence`` takes about 40 µs.
+
+    Args:
+        *key: the integers that say where training is, e.g. ``(seed, epoch, index)``.
+
+    Returns:
+        A seed in ``[0, 2**63)`` for ``torch.Generator.manual_seed``.
+
+    Raises:
+        ValueError: for an empty key.
+
+    Example:
+        >>> keyed_seed(0, 3, 1) == keyed_seed(0, 3, 1), keyed_seed(0, 3, 1) == keyed_seed(0, 3, 2)
+        (True, False)
+        >>> 0 <= keyed_seed(-1, 2**70) < 2**63
+        True
+    """
+    if not key:
+        raise ValueError("`keyed_seed` needs at least one integer, e.g. keyed_seed(seed, epoch, index).")
+    packed = struct.pack(f"<{len(key)}Q", *(int(k) % 2**64 for k in key))
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little") >> 1
+
+
+def keyed_generator(*key: int) -> torch.Generator:
+    """A fresh CPU ``torch.Generator`` seeded by :func:`keyed_seed` of ``key`` (it costs microseconds).
+
+    Args:
+        *key: the integers that say where training is.
+
+    Returns:
+        The seeded generator.
+
+    Example:
+        >>> a, b = keyed_generator(0, 1), keyed_generator(0, 1)
+        >>> torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+        True
+    """
+    return torch.Generator().manual_seed(keyed_seed(*key))
+
+
+@contextmanager
+def keyed_global_rng(*key: int) -> Iterator[None]:
+    """Seed torch's global CPU RNG by :func:`keyed_seed` of ``key`` inside the block, and put its state back after.
+
+    For code that draws from the global RNG and takes no generator (torchvision's ``transforms.v2``). Saving and
+    restoring the state by hand costs a third of ``torch.random.fork_rng``.
+
+    Args:
+        *key: the integers that say where training is.
+
+    Yields:
+        Nothing; the global RNG is seeded inside the block.
+
+    Example:
+        >>> with keyed_global_rng(0, 2, 5):
+        ...     a = torch.rand(2)
+        >>> with keyed_global_rng(0, 2, 5):
+        ...     b = torch.rand(2)
+        >>> torch.equal(a, b)
+        True
+    """
+    state = torch.get_rng_state()
+    try:
+        torch.default_generator.manual_seed(keyed_seed(*key))
+        yield
+    finally:
+        torch.set_rng_state(state)
