@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from lit_early_phase.cli import LINKED_FROM_DATA, build_cli
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 
 class OwnDataModule(L.LightningDataModule):

@@ -1,4 +1,4 @@
-"""Issue 11 cases 1 and 3 for CausalLMFineTune: checkpoints load under ``weights_only=True`` (``ckpt_path=``,
+"""Resume of CausalLMFineTune: checkpoints load under ``weights_only=True`` (``ckpt_path=``,
 ``load_from_checkpoint``, the CLI), a LoRA resume restores exactly the saved adapter and refuses one that does not
 match, and a mid-epoch resume sees the same batches (the data module's ``StatefulDataLoader``)."""
 
@@ -65,7 +65,7 @@ def lora_run(tokenizer, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# case 1: weights_only loading through ckpt_path and load_from_checkpoint
+# weights_only loading through ckpt_path and load_from_checkpoint
 @pytest.mark.parametrize("lora_r", [4, 0], ids=["lora", "full"])
 def test_checkpoint_loads_weights_only_and_resumes(tokenizer, tmp_path, lora_r):
     lm, path = fit_with_checkpoint(tokenizer, tmp_path, lora_r=lora_r)
@@ -99,7 +99,7 @@ def test_path_arguments_are_stored_as_strings(tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# case 3: a LoRA resume restores exactly the saved adapter, and a mismatching one is refused
+# a LoRA resume restores exactly the saved adapter, and a mismatching one is refused
 def test_lora_resume_restores_saved_tensors_exactly(tokenizer, tmp_path, lora_run):
     lm, path = lora_run
     saved = torch.load(path, weights_only=True)["state_dict"]
@@ -222,7 +222,7 @@ def test_cli_fit_resume_and_predict(tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 12: optimizer / lr_scheduler factories are stored as class-path dicts and rebuilt from a weights_only load
+# optimizer / lr_scheduler factories are stored as class-path dicts and rebuilt from a weights_only load
 def test_optimizer_and_scheduler_factories_round_trip_through_a_weights_only_checkpoint(tokenizer, tmp_path):
     import functools
 

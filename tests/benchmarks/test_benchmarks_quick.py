@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EFFECT = ROOT / "benchmarks" / "effect.py"
 OVERHEAD = ROOT / "benchmarks" / "overhead.py"
 

@@ -21,7 +21,7 @@ from lit_early_phase.hf import warmup_cosine_schedule
 from lit_early_phase.modules import causal_lm
 from lit_early_phase.modules.causal_lm import CausalLMFineTune, load_finetuned
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def batch_of(tokenizer, n=4, max_length=64):
@@ -302,7 +302,7 @@ def test_ddp_spawn_two_processes_with_removal(tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 11 case 13: test and predict
+# test and predict
 def test_trainer_test_gives_the_token_mean_of_the_test_split(tokenizer, tmp_path):
     lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer)
     dm = InstructionDataModule(RECORDS, tokenizer=tokenizer, batch_size=4, max_length=64, val_fraction=0.25)
@@ -368,7 +368,7 @@ def test_predict_step_refuses_a_training_batch_shape(tokenizer):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 11 case 11: bf16 on a CPU without native bf16
+# bf16 on a CPU without native bf16
 def test_native_bf16_detection_matches_the_cpu_flags():
     flags_file = Path("/proc/cpuinfo")
     if not flags_file.is_file() or "flags" not in flags_file.read_text():
@@ -461,9 +461,9 @@ def test_recipe_runs_with_the_cli(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 12: the optimizer and schedule are factories (as for ImageClassifier); the default is transformers' schedule
+# the optimizer and schedule are factories (as for ImageClassifier); the default is transformers' schedule
 def hand_written_factor(step, warmup, total, min_ratio):
-    """The warm-up + cosine factor of the schedule this package wrote by hand before issue 12."""
+    """The warm-up + cosine factor of the schedule this package once wrote by hand."""
     if step < warmup:
         return (step + 1) / (warmup + 1)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))

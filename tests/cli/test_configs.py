@@ -12,7 +12,7 @@ from lit_early_phase.cli import build_cli
 from lit_early_phase.datamodules import MNIST5kDataModule
 from lit_early_phase.strategies import STRATEGIES
 
-CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "configs").glob("*.yaml"))
 
 
 def test_there_are_recipes():

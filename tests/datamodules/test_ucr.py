@@ -22,7 +22,7 @@ from lit_early_phase.datamodules.ucr import (
 )
 from lit_early_phase.strategies import HighLossRemoval
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_FCN = {"widths": (8, 16, 8)}
 
 # name: (train, test, channels, min length, max length, classes) -- the documented shapes (DATA.md)

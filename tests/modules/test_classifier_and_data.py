@@ -147,7 +147,7 @@ def test_workers_see_no_stale_flag(tmp_path):
     assert [phase[s] for s in range(12)] == [1.0, 1.0] + [0.0] * 10
 
 
-# -- B = 1 (issue 11, case 7) ----------------------------------------------------------------------------------
+# -- B = 1 ---------------------------------------------------------------------------------------------------
 def _user_loader(n: int, batch_size: int) -> DataLoader:
     g = torch.Generator().manual_seed(0)
     images, labels = torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
@@ -229,7 +229,7 @@ def test_datamodule_batch_size_one_is_refused():
         MNIST5kDataModule(batch_size=1)
 
 
-# -- resumable training loaders (issue 11, case 2) --------------------------------------------------------------
+# -- resumable training loaders -----------------------------------------------------------------------------
 def _labels_and_images(batches):
     return [(x.clone(), y.clone()) for x, y in batches]
 
