@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import trainer_kwargs
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from llm_helpers import RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
+from llm_helpers import RECORDS, tiny_llama, trainable
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules.instructions import InstructionDataModule

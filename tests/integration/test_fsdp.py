@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from llm_helpers import tokenizer_fixture  # noqa: F401 - the `tokenizer` fixture
+from fsdp_finetune import THRESHOLD, WINDOW
 
 SCRIPT = Path(__file__).resolve().parents[1] / "fsdp_finetune.py"
-sys.path.insert(0, str(SCRIPT.parent))
-from fsdp_finetune import THRESHOLD, WINDOW  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import torch
 from helpers import column, read_metrics, trainer_kwargs
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
-from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
+from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, trainable
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules.instructions import InstructionDataModule

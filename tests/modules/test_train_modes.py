@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 from helpers import trainer_kwargs
-from llm_helpers import RECORDS, tiny_llama, tokenizer_fixture  # noqa: F401 - the `tokenizer` fixture
+from llm_helpers import RECORDS, tiny_llama
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_early_phase import ImageClassifier
