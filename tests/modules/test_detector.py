@@ -133,10 +133,11 @@ def _fit(tmp_path: Path, max_steps: int, ckpt_path=None, every=None) -> ObjectDe
 
 
 def test_resume_from_a_weights_only_checkpoint_is_exact(tmp_path):
-    straight = _fit(tmp_path / "a", max_steps=6, every=2)
+    # 4 steps: saved at step 2, inside the period (3 steps); the resumed run crosses the boundary
+    straight = _fit(tmp_path / "a", max_steps=4, every=2)
     ckpt = tmp_path / "a" / "ckpt" / "epoch=0-step=2.ckpt"
     assert "lit_early_phase/rng_states" in torch.load(ckpt, weights_only=True)  # Lightning's default loading
-    resumed = _fit(tmp_path / "b", max_steps=6, ckpt_path=ckpt)
+    resumed = _fit(tmp_path / "b", max_steps=4, ckpt_path=ckpt)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
