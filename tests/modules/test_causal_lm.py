@@ -200,21 +200,6 @@ def test_save_and_reload_give_same_logits(tokenizer, tmp_path):
     assert type(lora.model).__name__.startswith("Peft")  # merging a copy leaves the adapter in place
 
 
-def test_lora_checkpoint_holds_adapter_only_and_resumes(tokenizer, tmp_path):
-    base = tiny_llama()
-    fresh_base = copy.deepcopy(base)
-    lm = CausalLMFineTune(base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
-    dm = InstructionDataModule(RECORDS[:8], tokenizer=tokenizer, batch_size=4, max_length=48, val_fraction=0.0)
-    trainer = L.Trainer(**trainer_kwargs(tmp_path, max_steps=1))
-    trainer.fit(lm, dm)
-    trainer.save_checkpoint(tmp_path / "last.ckpt")
-    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
-    assert state and all("lora_" in k for k in state)
-    resumed = CausalLMFineTune(fresh_base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
-    L.Trainer(**trainer_kwargs(tmp_path, max_steps=2)).fit(resumed, dm, ckpt_path=tmp_path / "last.ckpt")
-    assert resumed.trainer.global_step == 2
-
-
 def test_gradient_checkpointing_with_lora_and_generate(tokenizer):
     lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, gradient_checkpointing=True)
     flag = (

@@ -1,5 +1,5 @@
 """ObjectDetector through the public API on the real tree-crown tiles: removal, Mixup Pause, the default
-callback, exact resume with weights-only checkpoints, ddp_spawn, bf16-mixed, and a real fit that learns."""
+callback, ddp_spawn, bf16-mixed, and a real fit that learns (its resume: tests/integration/test_resume_detector.py)."""
 
 import importlib.util
 import json
@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 from helpers import column, read_metrics, trainer_kwargs
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
 
 from lit_early_phase import EnlightenmentCallback, ObjectDetector
@@ -114,32 +114,6 @@ def test_alpha_boost_with_cutmix_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"ObjectDetector has no CutMix \(cutmix_alpha=1.0"):
         trainer.fit(model, _data())
     assert trainer.global_step == 0
-
-
-def _fit(tmp_path: Path, max_steps: int, ckpt_path=None, every=None) -> ObjectDetector:
-    L.seed_everything(3)
-    model = ObjectDetector(mixup_alpha=0.5, **SMALL)
-    cb = EnlightenmentCallback(strategy=MixupPause(), duration="3st")
-    callbacks = [cb]
-    if every:
-        callbacks.append(ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=every, save_top_k=-1))
-    trainer = L.Trainer(
-        max_steps=max_steps,
-        callbacks=callbacks,
-        **trainer_kwargs(tmp_path, enable_checkpointing=bool(every)),
-    )
-    trainer.fit(model, _data(), ckpt_path=ckpt_path)
-    return model
-
-
-def test_resume_from_a_weights_only_checkpoint_is_exact(tmp_path):
-    # 4 steps: saved at step 2, inside the period (3 steps); the resumed run crosses the boundary
-    straight = _fit(tmp_path / "a", max_steps=4, every=2)
-    ckpt = tmp_path / "a" / "ckpt" / "epoch=0-step=2.ckpt"
-    assert "lit_early_phase/rng_states" in torch.load(ckpt, weights_only=True)  # Lightning's default loading
-    resumed = _fit(tmp_path / "b", max_steps=4, ckpt_path=ckpt)
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
 class RankReport(Callback):

@@ -4,6 +4,7 @@ match, and a mid-epoch resume sees the same batches (the data module's ``Statefu
 
 from __future__ import annotations
 
+import copy
 import json
 
 import lightning as L
@@ -141,6 +142,21 @@ def test_lora_resume_refuses_a_mismatching_adapter(tokenizer, tmp_path, change, 
         L.Trainer(**trainer_kwargs(tmp_path, max_steps=3)).fit(fresh, dm_for(tokenizer), ckpt_path=bad)
     with pytest.raises(RuntimeError, match="Resume with the base `model`, `lora_r` and `lora_target_modules`"):
         CausalLMFineTune.load_from_checkpoint(bad, model=tiny_llama(), tokenizer=tokenizer, **kwargs)
+
+
+def test_lora_checkpoint_holds_adapter_only_and_resumes(tokenizer, tmp_path):
+    base = tiny_llama()
+    fresh_base = copy.deepcopy(base)
+    lm = CausalLMFineTune(base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
+    dm = InstructionDataModule(RECORDS[:8], tokenizer=tokenizer, batch_size=4, max_length=48, val_fraction=0.0)
+    trainer = L.Trainer(**trainer_kwargs(tmp_path, max_steps=1))
+    trainer.fit(lm, dm)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
+    assert state and all("lora_" in k for k in state)
+    resumed = CausalLMFineTune(fresh_base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
+    L.Trainer(**trainer_kwargs(tmp_path, max_steps=2)).fit(resumed, dm, ckpt_path=tmp_path / "last.ckpt")
+    assert resumed.trainer.global_step == 2
 
 
 # ------------------------------------------------------------------------------------------------------------
