@@ -52,5 +52,11 @@ format: $(STAMP)
 test: setup lint docs
 	$(BIN)/python -m pytest -q
 
+# the long cases (`@pytest.mark.slow`: real pretrained weights, longer trainings); each skips, naming the package to
+# install, when its data package is absent
+.PHONY: test-slow
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
 clean:
 	rm -rf $(VENV) .pytest_cache lightning_logs docs/_build docs/api

@@ -1,4 +1,4 @@
-"""CausalLMFineTune under Lightning's FSDPStrategy on 2 CPU processes (gloo), run as a script by tests/test_fsdp.py.
+"""CausalLMFineTune under FSDPStrategy on 2 CPU processes (gloo), run as a script by tests/integration/test_fsdp.py.
 
 Lightning's subprocess launcher starts rank 1 by running this same script again. High-Loss Removal is active with
 the metric boundary (running response-token accuracy, pooled over the ranks, which see different data), the run

@@ -1,4 +1,4 @@
-"""Every read of Lightning internals in one place, each pinned by a test (``tests/test_compat.py``).
+"""Every read of Lightning internals in one place, each pinned by a test (``tests/callbacks/test_compat.py``).
 
 Lightning has no public API for these three facts; when a release moves one, the test named beside it fails
 instead of the suite silently logging at the wrong steps or replaying the wrong mixing draws.

@@ -3,7 +3,7 @@
 :class:`~lit_early_phase.EnlightenmentCallback` keeps the hooks and the latched state and asks a
 :class:`BoundaryRule` at every check; the rule reads only its configuration and the arguments of the call (the
 monitor's value, optimizer steps and whole epochs done, the run's length), so it is table-tested without a Trainer
-(``tests/test_boundary_rule.py``).
+(``tests/callbacks/test_boundary_rule.py``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 11 case 9: every shipped module trains in train mode (dropout acting) and validates in eval mode.
+"""Every shipped module trains in train mode (dropout acting) and validates in eval mode.
 
 transformers' ``from_pretrained`` returns a model in eval mode, and Lightning keeps each submodule's mode at fit
 start, so a module that does not switch trains with dropout off. The modes are recorded by forward hooks, i.e.
@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 from helpers import trainer_kwargs
-from llm_helpers import RECORDS, tiny_llama, tokenizer_fixture  # noqa: F401 - the `tokenizer` fixture
+from llm_helpers import RECORDS, tiny_llama
 from torch.utils.data import DataLoader, TensorDataset
 
 from lit_early_phase import ImageClassifier

@@ -56,12 +56,14 @@ class HookCount(Callback):
         self.counts.append(sum(len(m._forward_hooks) for m in pl_module.modules()))
 
 
-def _fit(tmp_path: Path, diag: EnlightenmentDiagnostics | None, *extra: Callback, model_kw=None, **kw) -> L.Trainer:
+def _fit(
+    tmp_path: Path, diag: EnlightenmentDiagnostics | None, *extra: Callback, model_kw=None, steps: int = STEPS, **kw
+) -> L.Trainer:
     L.seed_everything(0)  # before the model: the same initial weights in every run
     model = _model(**(model_kw or {}))
     args = trainer_kwargs(tmp_path, log_every_n_steps=1, limit_val_batches=0) | kw
     callbacks = [c for c in (diag, *extra) if c is not None]
-    trainer = L.Trainer(max_steps=STEPS, callbacks=callbacks, **args)
+    trainer = L.Trainer(max_steps=steps, callbacks=callbacks, **args)
     trainer.fit(model, _dm())
     return trainer
 
@@ -126,8 +128,9 @@ def test_every_key_at_the_interval_with_the_pure_functions_values(tmp_path):
 def test_training_is_the_same_with_and_without_the_diagnostics(tmp_path):
     """Probes run in training mode, but BatchNorm statistics, dropout's RNG and the gradients are left as they were."""
     dropout = {"backbone_kwargs": {"drop_rate": 0.3}}
-    plain = _fit(tmp_path / "a", None, model_kw=dropout).lightning_module
-    diag = _fit(tmp_path / "b", EnlightenmentDiagnostics(every_n_steps=2), model_kw=dropout)
+    # 4 steps, two probes: each probe would show in the weights, BatchNorm statistics or dropout's draws after it
+    plain = _fit(tmp_path / "a", None, model_kw=dropout, steps=4).lightning_module
+    diag = _fit(tmp_path / "b", EnlightenmentDiagnostics(every_n_steps=2), model_kw=dropout, steps=4)
     a, b = plain.state_dict(), diag.lightning_module.state_dict()
     assert any("running_mean" in k for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -146,7 +149,7 @@ def test_the_boundary_figure_gets_the_diagnostics(tmp_path):
 def test_resume_keeps_the_probe_and_the_history_weights_only(tmp_path):
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=EVERY * 2, save_top_k=-1)
     first = EnlightenmentDiagnostics(every_n_steps=EVERY)
-    _fit(tmp_path, first, ckpt, enable_checkpointing=True)
+    _fit(tmp_path, first, ckpt, steps=EVERY * 2, enable_checkpointing=True)  # stops at the checkpoint it resumes
     path = tmp_path / "ckpt" / f"epoch=0-step={EVERY * 2}.ckpt"
     state = torch.load(path, weights_only=True)
     saved = next(v for k, v in state["callbacks"].items() if "EnlightenmentDiagnostics" in k)

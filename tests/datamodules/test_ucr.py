@@ -17,7 +17,7 @@ from lit_early_phase.datamodules import UCRDataModule, offline_classification_se
 from lit_early_phase.datamodules.series.prepare import PadCollate, encode_labels, stratified_split
 from lit_early_phase.strategies import HighLossRemoval
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_FCN = {"widths": (8, 16, 8)}
 
 # name: (train, test, channels, min length, max length, classes) -- the documented shapes (DATA.md)

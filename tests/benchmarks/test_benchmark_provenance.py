@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import _common as C  # the benchmark scripts are files, not a package
 import demo
 import detection_curve
@@ -22,8 +22,8 @@ import overhead
 import ucr_hlr
 import vit_period
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCRIPTS = {
     "demo": demo,
     "detection_curve": detection_curve,

@@ -1,6 +1,6 @@
 """Resume of the shipped modules: checkpoints load with weights_only=True, and a mid-epoch resume is exact.
 
-Issue 11, cases 1 and 2, on `ImageClassifier` (timm's `test_resnet`, the 1-D `fcn`) with the package's DataModules
+On `ImageClassifier` (timm's `test_resnet`, the 1-D `fcn`) with the package's DataModules
 (MNIST5k, UCR), from Python and from the CLI.
 """
 
@@ -17,6 +17,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
 from lit_early_phase.datamodules import MNIST5kDataModule, UCRDataModule
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Trace(Callback):
@@ -45,7 +47,7 @@ def _same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
 
 
-# -- case 1: checkpoints hold plain values ---------------------------------------------------------------------
+# -- checkpoints hold plain values -----------------------------------------------------------------------------
 def test_readme_example_checkpoint_loads_weights_only_and_resumes(tmp_path):
     """The README's first model (default optimizer class) -> ModelCheckpoint file -> fit(ckpt_path=...) and back."""
     model = ImageClassifier("test_resnet", num_classes=10, in_chans=1, mixup_alpha=0.4)
@@ -174,7 +176,7 @@ def test_cli_recipe_checkpoint_loads_weights_only_resumes_and_rebuilds(tmp_path)
     assert first.model.hparams["optimizer"] == restored.hparams["optimizer"]
 
 
-# -- case 2: mid-epoch resume on the shipped modules --------------------------------------------------------------
+# -- mid-epoch resume on the shipped modules ---------------------------------------------------------------------
 def _mnist_run(tmp_path: Path, *, ckpt_path: Path | None = None, save_every: int | None = None):
     """Defaults of the callback (window 20, checks every 10 steps) and of the DataModule (augmentation on)."""
     L.seed_everything(0, verbose=False)

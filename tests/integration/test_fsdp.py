@@ -1,4 +1,4 @@
-"""Issue 11 case 10: CausalLMFineTune (LoRA) under Lightning's FSDPStrategy on 2 CPU processes with High-Loss Removal.
+"""CausalLMFineTune (LoRA) under Lightning's FSDPStrategy on 2 CPU processes with High-Loss Removal.
 
 The run itself is ``tests/fsdp_finetune.py`` (Lightning's launcher starts rank 1 by running the script again,
 which a test function cannot be); this file runs it once and checks what each rank wrote. On Lightning 2.6.6 the
@@ -16,11 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from llm_helpers import tokenizer_fixture  # noqa: F401 - the `tokenizer` fixture
+from fsdp_finetune import THRESHOLD, WINDOW
 
-SCRIPT = Path(__file__).with_name("fsdp_finetune.py")
-sys.path.insert(0, str(SCRIPT.parent))
-from fsdp_finetune import THRESHOLD, WINDOW  # noqa: E402
+SCRIPT = Path(__file__).resolve().parents[1] / "fsdp_finetune.py"
 
 
 @pytest.fixture(scope="module")

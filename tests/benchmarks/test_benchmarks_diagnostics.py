@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from test_benchmarks_quick import ROOT, _finish, _start
+import pytest
+from test_benchmarks_quick import NEEDS_FASHION_MNIST, ROOT, _finish, _start
+
+pytestmark = [pytest.mark.slow, NEEDS_FASHION_MNIST]  # two scripts of several trainings each, as test_benchmarks_quick
 
 
 def test_vit_period_and_finder_check_quick(tmp_path):
