@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-# slow: each script trains detectors in its own process (minutes on 2 quiet cores); `make test-slow` runs them
+# each script trains detectors in its own process (the three take ~45 s on 2 quiet cores, in the default suite)
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("deepforest") is None,
         reason="the tree-crown tiles come from deepforest's data: `pip install --no-deps deepforest==2.1.0`",

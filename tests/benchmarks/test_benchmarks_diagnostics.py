@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from test_benchmarks_quick import NEEDS_FASHION_MNIST, ROOT, _finish, _start
 
-pytestmark = [pytest.mark.slow, NEEDS_FASHION_MNIST]  # two scripts of several trainings each, as test_benchmarks_quick
+pytestmark = [NEEDS_FASHION_MNIST]  # two scripts of several trainings each (~22 s on 2 quiet cores)
 
 
 def test_vit_period_and_finder_check_quick(tmp_path):

