@@ -71,9 +71,14 @@ def main(args: list[str] | None = None) -> None:
         entry, _ = COMMANDS[argv[0]]
         sys.exit(entry(argv[1:]))
     from lit_early_phase.cli import EPILOG, build_cli
+    from lit_early_phase.recipes import UnknownRecipeError
 
-    # `args` as given: LightningCLI reads sys.argv itself when it is None (and warns when given both)
-    build_cli(args, epilog=f"{EPILOG} {commands_help()}", prog="lit-early-phase")
+    try:
+        # `args` as given: LightningCLI reads sys.argv itself when it is None (and warns when given both)
+        build_cli(args, epilog=f"{EPILOG} {commands_help()}", prog="lit-early-phase")
+    except UnknownRecipeError as error:  # a usage error, as argparse reports one: no traceback
+        print(f"lit-early-phase: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":  # pragma: no cover

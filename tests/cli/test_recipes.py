@@ -126,3 +126,13 @@ def test_the_console_resolves_a_name_from_sys_argv():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "FashionMNISTDataModule" in done.stdout and "args parameter" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["fit", "find"])
+def test_an_unknown_name_is_a_usage_error_not_a_traceback(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--config", "no_such_recipe"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: --config 'no_such_recipe': no such file, and no packaged recipe of that name" in err
+    assert "demo_fashion_mnist" in err and "Traceback" not in err

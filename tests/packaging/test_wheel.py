@@ -186,3 +186,27 @@ def test_the_installed_wheel_lists_recipes_and_trains_a_users_module_without_the
     # Mixup Pause for 4 steps: no mixing at steps 0-3, the configured α from step 4 on
     assert result["ended_by"] == "duration" and result["boundary_step"] == 4 and result["global_step"] == 7
     assert result["alphas"] == [0.0] * 4 + [0.4] * 3
+
+
+def test_the_installed_console_script_lists_the_recipes_and_fits_one_by_name(wheel: Path, tmp_path: Path) -> None:
+    # what a user does after `pip install lit-early-phase[vision]`: the console script, from any directory
+    site = tmp_path / "site"
+    _pip("install", "--no-deps", "--no-compile", "--target", site, wheel)
+    script = site / "bin" / "lit-early-phase"
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=300, cwd=outside, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    listed = run("recipes").stdout.splitlines()
+    assert [line.split()[0] for line in listed] == [r.removesuffix(".yaml") for r in RECIPES]
+    fit = run("fit", "--config", "demo_fashion_mnist", "--trainer.max_steps", "2", "--trainer.limit_val_batches", "2")
+    assert "Traceback" not in fit.stderr
+    (hparams,) = (outside / "lightning_logs").rglob("hparams.yaml")  # written in the user's directory
+    assert "test_resnet" in hparams.read_text()
+    (checkpoint,) = (outside / "lightning_logs").rglob("*.ckpt")
+    assert "step=2" in checkpoint.name

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lit_early_phase.recipes import HELP as RECIPES_HELP
+from lit_early_phase.recipes import UnknownRecipeError
 
 DESCRIPTION = """\
 Run a short pilot of a recipe and recommend an enlightenment strategy (EnlightenmentFinder).
@@ -72,7 +73,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--every-n-steps", type=int, default=5, help="steps between diagnostics checks")
     parser.add_argument("--out", type=Path, default=Path("finder"), help="folder for finder.json / finder.png")
     own, rest = parser.parse_known_args(argv)
-    cli = build_cli(rest, run=False)
+    try:
+        cli = build_cli(rest, run=False)
+    except UnknownRecipeError as error:
+        parser.error(str(error))
     user_cb = next((c for c in cli.trainer.callbacks if isinstance(c, EnlightenmentCallback)), None)
     finder = EnlightenmentFinder(
         pilot_fraction=own.pilot_fraction,

@@ -56,6 +56,13 @@ def _name(name: str) -> str:
     return name.removesuffix(SUFFIX)
 
 
+class UnknownRecipeError(ValueError):
+    """A ``--config`` value or recipe name that is neither an existing file nor a packaged recipe.
+
+    The commands turn it into a usage error (``lit-early-phase: error: ...``, exit status 2), not a traceback.
+    """
+
+
 def recipe_path(name: str) -> Path:
     """The path of a packaged recipe.
 
@@ -66,7 +73,7 @@ def recipe_path(name: str) -> Path:
         The recipe file's path inside the installed package.
 
     Raises:
-        ValueError: when no recipe has that name (the message lists the names).
+        UnknownRecipeError: when no recipe has that name (the message lists the names).
 
     Example:
         >>> recipe_path("ucr_gunpoint_hlr").is_file()
@@ -74,7 +81,7 @@ def recipe_path(name: str) -> Path:
     """
     stem = _name(name)
     if stem not in names():
-        raise ValueError(
+        raise UnknownRecipeError(
             f"No recipe named {name!r}. Packaged recipes: {', '.join(names())}. Give one of these names, or the "
             "path of your own YAML file (`lit-early-phase recipes` lists the recipes with a line each)."
         )
@@ -117,13 +124,13 @@ def resolve_config(value: str) -> str:
         path of the recipe it names.
 
     Raises:
-        ValueError: when it is neither an existing file, inline YAML nor a recipe name (the message lists the
-            names).
+        UnknownRecipeError: when it is neither an existing file, inline YAML nor a recipe name (the message
+            lists the names).
     """
     if not value.startswith(PREFIX) and (Path(value).is_file() or _looks_inline(value)):
         return value
     if not value.startswith(PREFIX) and _name(value) not in names():
-        raise ValueError(
+        raise UnknownRecipeError(
             f"--config {value!r}: no such file, and no packaged recipe of that name. Packaged recipes: "
             f"{', '.join(names())}. Give one of these names (e.g. `--config {names()[0]}`) or the path of a YAML "
             "file that exists."
@@ -142,7 +149,7 @@ def resolve_config_args(argv: list[str]) -> list[str]:
         packaged file's path; files and inline YAML stay as given).
 
     Raises:
-        ValueError: when a config value is neither a file, inline YAML nor a recipe name.
+        UnknownRecipeError: when a config value is neither a file, inline YAML nor a recipe name.
     """
     resolved = list(argv)
     for i, arg in enumerate(resolved):
