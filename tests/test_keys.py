@@ -1,7 +1,8 @@
 """One home for the logged keys: no key literal under ``src/`` outside ``lit_early_phase/keys.py``.
 
 Every string constant (f-strings' constant parts included) is read with ``ast``; one that starts with a key
-prefix names its file and line in the failure.
+prefix names its file and line in the failure, and so does a key built outside keys.py from a prefix constant
+(``X_PREFIX + "name"``, ``f"{X_PREFIX}name"``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,13 @@ KEYS_FILE = PACKAGE / "keys.py"
 PREFIXES: tuple[str, ...] = (*keys.KEY_PREFIXES, keys.WANDB_STEP_KEY.split("/")[0] + "/")
 
 
+def _names_a_prefix(node: ast.AST) -> bool:
+    """``X_PREFIX`` / ``K.X_PREFIX`` (also inside an f-string's ``{...}``): a key prefix of keys.py."""
+    node = node.value if isinstance(node, ast.FormattedValue) else node
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    return name.endswith("_PREFIX")
+
+
 def key_literals(path: Path, root: Path) -> list[str]:
     """``file:line: 'literal'`` for each string constant in ``path`` that starts with one of :data:`PREFIXES`."""
     found = []
@@ -24,6 +32,8 @@ def key_literals(path: Path, root: Path) -> list[str]:
         # ast.walk visits the Constant parts of an f-string (JoinedStr.values) too
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(PREFIXES):
             found.append((node.lineno, node.col_offset, node.value))
+        elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _names_a_prefix(node.left)) or (isinstance(node, ast.JoinedStr) and node.values and _names_a_prefix(node.values[0])):
+            found.append((node.lineno, node.col_offset, ast.unparse(node)))
     return [f"{path.relative_to(root)}:{line}: {value!r}" for line, _, value in sorted(found)]
 
 
@@ -41,11 +51,16 @@ def test_the_scan_finds_plain_and_fstring_keys(tmp_path: Path) -> None:
         'def f(name):\n    return f"diagnostics/dead/{name}"\n'
         'B = f"{A}: enlightenment/phase in a sentence"\n'  # not a key: it does not start with the prefix
         'STEP = "trainer/global_step"\n'
+        'C = ENLIGHTENMENT_PREFIX + "phase"\n'
+        'D = f"{K.DIAGNOSTICS_PREFIX}benr"\n'
+        "E = name.startswith(K.DIAGNOSTICS_PREFIX)\n"  # reading a prefix is fine: no key is built
     )
     assert key_literals(source, tmp_path) == [
         "x.py:1: 'enlightenment/phase'",
         "x.py:3: 'diagnostics/dead/'",
         "x.py:5: 'trainer/global_step'",
+        "x.py:6: \"ENLIGHTENMENT_PREFIX + 'phase'\"",
+        "x.py:7: \"f'{K.DIAGNOSTICS_PREFIX}benr'\"",
     ]
 
 

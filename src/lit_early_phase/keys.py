@@ -21,6 +21,8 @@ ENLIGHTENMENT_PREFIX = "enlightenment/"
 DIAGNOSTICS_PREFIX = "diagnostics/"
 #: the prefixes of the package's own keys
 KEY_PREFIXES: tuple[str, ...] = (ENLIGHTENMENT_PREFIX, DIAGNOSTICS_PREFIX)
+#: the glob of every ``enlightenment/*`` key (W&B's ``define_metric``)
+ENLIGHTENMENT_GLOB = ENLIGHTENMENT_PREFIX + "*"
 #: the step metric Lightning's ``WandbLogger`` writes; the period's keys are plotted against it
 WANDB_STEP_KEY = "trainer/global_step"
 
@@ -80,6 +82,8 @@ DEAD_MEAN = DIAGNOSTICS_PREFIX + "dead_fraction"
 DEAD_MIXED = DIAGNOSTICS_PREFIX + "dead_fraction_mixed"
 #: the prefix of the per-layer dead fractions (:func:`dead_layer_key`)
 DEAD_LAYER_PREFIX = DIAGNOSTICS_PREFIX + "dead/"
+#: the regular expression of every per-layer dead-fraction key (the dashboard's per-layer panel)
+DEAD_LAYER_REGEX = DEAD_LAYER_PREFIX + ".*"
 INTERFERENCE = DIAGNOSTICS_PREFIX + "interference"
 MIXED_COSINE = DIAGNOSTICS_PREFIX + "mixed_clean_cosine"
 ATD = DIAGNOSTICS_PREFIX + "atd"

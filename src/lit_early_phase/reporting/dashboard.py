@@ -110,9 +110,7 @@ def build_workspace(entity: str, project: str, name: str = "Enlightenment period
                 line("dead-activation fraction, clean and mixed probe", K.DEAD_MEAN, K.DEAD_MIXED, phase),
                 line("BENR (per check window, per epoch)", K.BENR, K.BENR_EPOCH),
                 line("activation trajectory distance", K.ATD),
-                wr.LinePlot(
-                    title="dead fraction per layer", x=K.WANDB_STEP_KEY, metric_regex=K.DEAD_LAYER_PREFIX + ".*"
-                ),
+                wr.LinePlot(title="dead fraction per layer", x=K.WANDB_STEP_KEY, metric_regex=K.DEAD_LAYER_REGEX),
             ],
         ),
     ]

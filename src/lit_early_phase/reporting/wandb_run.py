@@ -11,7 +11,7 @@ from typing import Any
 
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_only
 
-from lit_early_phase.keys import ENLIGHTENMENT_PREFIX, SUMMARY_KEYS, WANDB_STEP_KEY
+from lit_early_phase.keys import ENLIGHTENMENT_GLOB, SUMMARY_KEYS, WANDB_STEP_KEY
 
 
 def wandb_loggers(loggers: list[Any]) -> list[Any]:
@@ -33,7 +33,7 @@ def start_runs(loggers: list[Any], config: dict[str, Any]) -> None:
     for logger in wandb_loggers(loggers):
         run = logger.experiment
         run.define_metric(WANDB_STEP_KEY)
-        run.define_metric(ENLIGHTENMENT_PREFIX + "*", step_metric=WANDB_STEP_KEY, step_sync=True)
+        run.define_metric(ENLIGHTENMENT_GLOB, step_metric=WANDB_STEP_KEY, step_sync=True)
         run.config.update({"enlightenment": config}, allow_val_change=True)
         if getattr(run.settings, "mode", None) == "offline" or getattr(run.settings, "_offline", False):
             rank_zero_info(
