@@ -25,6 +25,13 @@ def _names_a_prefix(node: ast.AST) -> bool:
     return name.endswith("_PREFIX")
 
 
+def _builds_a_key(node: ast.AST) -> bool:
+    """``X_PREFIX + "..."`` or ``f"{X_PREFIX}..."``: a key made from a prefix constant."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _names_a_prefix(node.left)
+    return isinstance(node, ast.JoinedStr) and bool(node.values) and _names_a_prefix(node.values[0])
+
+
 def key_literals(path: Path, root: Path) -> list[str]:
     """``file:line: 'literal'`` for each string constant in ``path`` that starts with one of :data:`PREFIXES`."""
     found = []
@@ -32,7 +39,7 @@ def key_literals(path: Path, root: Path) -> list[str]:
         # ast.walk visits the Constant parts of an f-string (JoinedStr.values) too
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith(PREFIXES):
             found.append((node.lineno, node.col_offset, node.value))
-        elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and _names_a_prefix(node.left)) or (isinstance(node, ast.JoinedStr) and node.values and _names_a_prefix(node.values[0])):
+        elif _builds_a_key(node):
             found.append((node.lineno, node.col_offset, ast.unparse(node)))
     return [f"{path.relative_to(root)}:{line}: {value!r}" for line, _, value in sorted(found)]
 
