@@ -324,3 +324,14 @@ def test_no_file_under_src_is_longer_than_the_limit() -> None:
         if (n := len(p.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+def test_no_relative_imports() -> None:
+    # the walk above reads absolute names only; the package writes every import absolute, and this keeps it so
+    relative = [
+        f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    ]
+    assert relative == []

@@ -81,7 +81,8 @@ class EnlightenmentCallback(Callback):
         min_duration: the period lasts at least this long.
         max_duration: the period lasts at most this long (default ``"0.2dur"``: a fifth of the run, switched off
             with a warning on a run of unknown length; a guard given here is kept and needs a known length for a
-            share of the run); ``None`` for no guard.
+            share of the run; the ``config.yaml`` LightningCLI saves writes the default out as ``0.2dur``, so a run
+            started from that file counts it as given); ``None`` for no guard.
         verbose: announce the boundary and a summary at the end of ``fit`` (rank zero).
         figure: save and log the boundary figure at the end of ``fit`` (when the Trainer has a logger).
 
