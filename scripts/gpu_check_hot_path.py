@@ -33,6 +33,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _common as C
+
 STRATEGIES = ("mixup_pause", "alpha_boost", "high_loss_removal")
 #: libraries that only run for whoever called them: a sync inside them belongs to the caller
 PASS_THROUGH = ("/torch/", "/torchmetrics/", "/timm/", "/lightning_utilities/")
@@ -170,6 +173,7 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"- Device: {result['device_name']} (`--device {result['device']}`, precision {result['precision']}); "
         f"torch {result['torch']}, Lightning {result['lightning']}; {result['date_utc']}.",
+        f"- Git: {result['git']['commit']}{' (uncommitted code changes)' if result['git']['code_dirty'] else ''}.",
         f"- Sync debug mode ({result['sync_debug']}) for steps {result['warmup']} to "
         f"{result['warmup'] + result['steps'] - 1}; verdict: **{'pass' if result['ok'] else 'FAIL'}**.",
         "",
@@ -211,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "script": "scripts/gpu_check_hot_path.py",
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": C.git_state(),
         "device": args.device,
         "device_name": _device_name(args.device),
         "precision": args.precision,

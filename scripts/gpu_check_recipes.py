@@ -23,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the smoke folder and overrides of the CPU tests
+sys.path.insert(0, str(ROOT / "benchmarks"))  # the benchmarks' provenance: commit, uncommitted changes, code hash
+import _common as C  # noqa: E402
 from recipe_smoke import build_image_folder, smoke_args, uses_image_folder  # noqa: E402
 
 
@@ -95,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "script": "scripts/gpu_check_recipes.py",
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "git": C.git_state(),
         "device": args.device,
         "device_name": device_name,
         "precision": precision,
@@ -110,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- Device: {device_name} (`--device {args.device}`, {precision}); torch {torch.__version__}, Lightning "
         f"{lightning.__version__}; {result['date_utc']}. Batch size 4 on 20 foolbox ImageNet JPEGs: peak memory is a "
         "smoke value, not the recipe's.",
+        f"- Git: {result['git']['commit']}{' (uncommitted code changes)' if result['git']['code_dirty'] else ''}.",
         "",
         "| recipe | ok | steps | wall s | train loss | peak memory MiB | error |",
         "|---|---|---|---|---|---|---|",

@@ -21,6 +21,7 @@ sys.path.insert(0, str(SCRIPTS))
 from gpu_check_hot_path import attribute  # noqa: E402
 
 PACKAGE = "/site/lit_early_phase"
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _env() -> dict[str, str]:
@@ -91,3 +92,14 @@ def test_recipe_check_runs_a_recipe_on_cpu(tmp_path):
     (run,) = result["runs"]
     assert run["recipe"] == "cifar10_resnet18_mixup_pause" and run["ok"] and run["global_step"] == 1
     assert result["device_name"].startswith("CPU") and run["peak_memory_mib"] is None
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS.glob("gpu_check_*.json")), ids=lambda p: p.stem)
+def test_committed_gpu_check_results_name_the_gpu_and_the_commit(path):
+    """Once scripts/gpu_check.sh has run on a GPU and its results are committed (none yet: this test is empty)."""
+    result = json.loads(path.read_text())
+    header = result.get("header", result)  # overhead.py nests its provenance in a header
+    assert header["git"]["commit"] and path.with_suffix(".md").is_file()
+    assert header["device"] == "cuda"
+    named = header.get("device_name") or header.get("gpu_note", "")
+    assert named and named in path.with_suffix(".md").read_text()
