@@ -107,6 +107,10 @@ def _fit(strategy: str, args: argparse.Namespace, mode: str | None) -> dict[str,
             elif trainer.global_step == off_at:
                 torch.cuda.set_sync_debug_mode(0)
 
+        def on_exception(self, trainer, pl_module, exception) -> None:
+            if mode is not None:  # off before Lightning's teardown, which may sync
+                torch.cuda.set_sync_debug_mode(0)
+
     L.seed_everything(0, verbose=False)
     n = args.batch_size * (off_at + 2)  # one epoch holds every step: no epoch end inside the covered steps
     data = TensorDataset(torch.randn(n, 3, 32, 32), torch.randint(0, 10, (n,)))
