@@ -84,5 +84,6 @@ def smoke_args(name: str, data_dir: Path, *, accelerator: str = "cpu", precision
         f"--data.init_args.data_dir={data_dir}",
         "--data.init_args.batch_size=4",
         "--data.init_args.num_workers=0",
+        f"--data.init_args.pin_memory={accelerator == 'cuda'}",
         *_SMALLER.get(name, []),
     ]

