@@ -280,3 +280,43 @@ def test_cli_fit_links_the_classes_and_channels(folder, tmp_path):
     assert cli.model.num_classes == len(expected_classes()) == len(cli.datamodule.classes)
     assert cli.model.hparams.in_chans == 1
     assert cli.trainer.global_step == 2
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_mid_epoch_resume_through_the_trainer_equals_the_uninterrupted_run(folder, tmp_path, num_workers):
+    """Checkpoint at step 4 of a 6-batch epoch; the resumed run sees the same augmented batches from step 5 on."""
+    import lightning as L
+    from helpers import trainer_kwargs
+    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+    from lit_early_phase import ImageClassifier
+
+    class Batches(Callback):
+        def __init__(self) -> None:
+            self.seen: dict[int, torch.Tensor] = {}
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.seen[trainer.global_step + 1] = batch[0].clone()
+
+    def run(ckpt_path=None, save=False):
+        L.seed_everything(0, verbose=False)
+        dm = make(folder, val_fraction=0.0, batch_size=len(expected_classes()) + 1, num_workers=num_workers)
+        model = ImageClassifier("test_resnet", num_classes=dm.num_classes, in_chans=3, mixup_alpha=0.4)
+        batches = Batches()
+        callbacks = [batches]
+        if save:
+            callbacks.append(ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=4, save_top_k=-1))
+        kw = trainer_kwargs(tmp_path, enable_checkpointing=save, limit_val_batches=0)
+        trainer = L.Trainer(max_steps=9, callbacks=callbacks, **kw)  # across the end of the first epoch
+        trainer.fit(model, dm, ckpt_path=ckpt_path)
+        return model, batches.seen, trainer
+
+    full, full_seen, trainer = run(save=True)
+    assert 4 < trainer.num_training_batches < 9  # the checkpoint is mid-epoch, the run crosses into epoch 1
+    (path,) = [p for p in (tmp_path / "ckpt").iterdir() if "step=4" in p.name]
+    resumed, seen, _ = run(ckpt_path=path)
+    assert sorted(seen) == [s for s in sorted(full_seen) if s > 4]
+    assert all(torch.equal(seen[s], full_seen[s]) for s in seen)
+    assert all(
+        torch.equal(p, q) for p, q in zip(resumed.state_dict().values(), full.state_dict().values(), strict=True)
+    )
