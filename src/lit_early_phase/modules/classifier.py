@@ -167,7 +167,7 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
             mixes the hidden state at one block drawn at random among ``manifold_blocks``; see below).
         manifold_blocks: the candidate blocks of Manifold Mixup, submodule names of the backbone
             (``model.model``); ``None``: the defaults of
-            :func:`~lit_early_phase.modules.manifold.default_manifold_blocks` (timm ResNets: ``maxpool`` (the
+            :func:`~lit_early_phase.modules.default_manifold_blocks` (timm ResNets: ``maxpool`` (the
             stem), ``layer1``..``layer3``; timm ViTs: ``patch_embed`` and ``blocks[:-1]``). Only with
             ``mix_at="manifold"``.
         pretrained_file: local state_dict for the backbone (no hub downloads).
