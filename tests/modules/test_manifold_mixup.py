@@ -184,6 +184,16 @@ def test_block_called_twice_or_not_at_all_is_a_clear_error():
     assert not act._forward_hooks and not unused.spare._forward_hooks
 
 
+def test_grad_checkpointing_is_refused_rather_than_giving_unmixed_gradients():
+    model = _vit(mixup_alpha=1.0)
+    model.model.set_grad_checkpointing(True)
+    x, y = _batch()
+    with pytest.raises(RuntimeError, match="gradient checkpointing"):
+        model.classification_step(x, y, model.model, manifold_blocks=model.manifold_blocks)
+    model.model.set_grad_checkpointing(False)
+    model.classification_step(x, y, model.model, manifold_blocks=model.manifold_blocks)
+
+
 # -- the probe of the diagnostics --------------------------------------------------------------------------------
 @pytest.mark.parametrize("arch", ["resnet", "vit"])
 def test_probe_loss_mixes_at_a_drawn_block(arch):

@@ -139,8 +139,9 @@ def manifold_forward(
 
     Raises:
         ValueError: for CutMix parameters.
-        RuntimeError: if the block's output is not a tensor of ``B`` rows, or the block is not called exactly
-            once in the forward.
+        RuntimeError: if the block's output is not a tensor of ``B`` rows, the block is not called exactly once
+            in the forward, or timm's gradient checkpointing is on (its backward would recompute the block
+            unmixed).
 
     Example:
         >>> import timm, torch
@@ -156,6 +157,14 @@ def manifold_forward(
         raise ValueError("Manifold Mixup mixes hidden states by Mixup only; these parameters carry a CutMix box.")
     if block is None or not params.any_mixed:
         return model(inputs), apply_mix(inputs, labels, params, num_classes=num_classes, smoothing=smoothing)
+    if getattr(model, "grad_checkpointing", False):
+        # the backward recomputes the checkpointed blocks after the hook is gone: the gradients would be those
+        # of the unmixed hidden state, silently
+        raise RuntimeError(
+            f"Manifold Mixup cannot run with timm's gradient checkpointing on {type(model).__name__}: the backward "
+            f"recomputes the blocks without the mixing hook. Call `set_grad_checkpointing(False)` on the backbone, "
+            f"or use `mix_at='input'`."
+        )
     applied: list[MixOutput] = []
 
     def mix_output(module: nn.Module, args: object, output: object) -> Tensor:
