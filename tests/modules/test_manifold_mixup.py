@@ -333,3 +333,26 @@ def test_resume_from_a_weights_only_checkpoint_replays_blocks_and_lambdas(tmp_pa
         assert a["block"] is not None and (a["key"], a["block"], a["lambda"]) == (b["key"], b["block"], b["lambda"])
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     assert len({full.rows[s]["block"] for s in full.rows}) > 1
+
+
+def test_command_line_trains_with_manifold_mixup(tmp_path):
+    """`--model.mix_at manifold --model.manifold_blocks '[layer1, layer2]'` through the package's LightningCLI."""
+    from lit_early_phase.cli import build_cli
+
+    cli = build_cli(
+        [
+            "--model", "ImageClassifier", "--model.backbone", "test_resnet", "--model.in_chans", "1",
+            "--model.mixup_alpha", "0.4", "--model.mix_at", "manifold", "--model.manifold_blocks", "[layer1, layer2]",
+            "--data", "MNIST5kDataModule", "--data.train_subset", "64", "--data.val_size", "16",
+            "--data.batch_size", "16",
+            "--trainer.fast_dev_run=2", "--trainer.logger=false", f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.enable_progress_bar=false",
+        ],
+        run=False,
+    )  # fmt: skip
+    assert cli.model.manifold_blocks == ("layer1", "layer2") and cli.model.num_classes == 10
+    trace = Trace()
+    cli.trainer.callbacks.append(trace)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    assert cli.trainer.global_step == 2 and {r["block"] for r in trace.rows.values()} <= {"layer1", "layer2"}
+    assert [r["mixed"] for r in trace.rows.values()] == [1.0, 1.0]
