@@ -77,6 +77,7 @@ class StepRecord:
         nonfinite: how many per-sample losses were NaN or ±inf.
         correct: arg-max hits (against the dominant label for mixed samples).
         total: samples counted for accuracy.
+        block: the block whose hidden state Manifold Mixup mixed (``None``: input mixing, or nothing mixed).
     """
 
     alpha: float = 0.0
@@ -86,6 +87,7 @@ class StepRecord:
     nonfinite: Tensor = field(default_factory=_zero)
     correct: Tensor = field(default_factory=_zero)
     total: Tensor = field(default_factory=_zero)
+    block: str | None = None
 
 
 @runtime_checkable

@@ -14,7 +14,7 @@ from lit_early_phase.functional.diagnostics import (
     flatten,
     interference_ratio,
 )
-from lit_early_phase.functional.draws import sample_beta
+from lit_early_phase.functional.draws import sample_beta, sample_block
 from lit_early_phase.functional.losses import count_correct, soft_cross_entropy
 from lit_early_phase.functional.mix_params import (
     MIX_MODES,
@@ -63,6 +63,7 @@ __all__ = [
     "mix_detection",
     "num_to_remove",
     "sample_beta",
+    "sample_block",
     "sample_mix_params",
     "sequence_losses",
     "smooth_one_hot",

@@ -1,4 +1,4 @@
-"""The random draws of mixing, each a rule in one place: Beta λ (with the tiny-α rule), pairing, CutMix box.
+"""The random draws of mixing, each a rule in one place: Beta λ, pairing, CutMix box, Manifold Mixup block.
 
 Pure tensor code (no Lightning), on the CPU, driven by one ``torch.Generator``; used by
 :mod:`~lit_early_phase.functional.mix_params`, which decides which draws a batch needs.
@@ -138,3 +138,28 @@ def random_pairing(batch_size: int, generator: torch.Generator | None) -> Tensor
     # partner[order[i]] = order[i + 1]; an out-of-place scatter over `order` itself writes every position once.
     # (Three small ops: ``roll`` + ``index_put_`` cost twice as much at the batch sizes where this matters.)
     return order.scatter(0, order, order.index_select(0, _successor(batch_size)))
+
+
+def sample_block(num_blocks: int, *, generator: torch.Generator | None = None) -> int:
+    """Index of the block whose hidden state Manifold Mixup mixes, uniform over ``num_blocks`` candidates.
+
+    One ``randint`` from the step's generator, taken after the λ and pairing draws, so those stay exactly the
+    draws input Mixup would take at the same step.
+
+    Args:
+        num_blocks: number of candidate blocks, >= 1.
+        generator: torch generator to draw from (the global one when ``None``).
+
+    Returns:
+        An index in ``[0, num_blocks)``.
+
+    Raises:
+        ValueError: for ``num_blocks < 1``.
+
+    Example:
+        >>> sample_block(4, generator=torch.Generator().manual_seed(0)) in range(4)
+        True
+    """
+    if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 1:
+        raise ValueError(f"`num_blocks` must be an int >= 1, got {num_blocks!r}.")
+    return int(torch.randint(num_blocks, (1,), generator=generator).item())

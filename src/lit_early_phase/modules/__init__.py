@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lit_early_phase.modules.classifier import ImageClassifier, create_backbone
 from lit_early_phase.modules.detection_models import DETECTION_MODELS, build_detector
 from lit_early_phase.modules.detector import ObjectDetector
+from lit_early_phase.modules.manifold import default_manifold_blocks
 from lit_early_phase.modules.mixin import ClassificationStep, EnlightenmentMixin, EnlightenmentState
 
 if TYPE_CHECKING:
@@ -39,4 +40,5 @@ __all__ = [
     "ObjectDetector",
     "build_detector",
     "create_backbone",
+    "default_manifold_blocks",
 ]

@@ -16,8 +16,9 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_early_phase._validation import check_choice
-from lit_early_phase.functional import MixMode, mix_batch, soft_cross_entropy
+from lit_early_phase.functional import MixMode, mix_batch, sample_block, sample_mix_params, soft_cross_entropy
 from lit_early_phase.modules.factories import optimizers_from_factories, split_factories
+from lit_early_phase.modules.manifold import MIX_AT, MixAt, manifold_forward, resolve_manifold_blocks
 from lit_early_phase.modules.mixin import EnlightenmentMixin
 from lit_early_phase.modules.rng import GlobalRNGCheckpointMixin
 
@@ -162,6 +163,13 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
         label_smoothing: label smoothing in ``[0, 1)``.
         drop_fraction: configured High-Loss Removal share outside any strategy (normally 0).
         mix_seed: seed of the mixing draws (``None``: from ``seed_everything``).
+        mix_at: ``"input"`` (Mixup/CutMix of the inputs) or ``"manifold"`` (Manifold Mixup: each mixed step
+            mixes the hidden state at one block drawn at random among ``manifold_blocks``; see below).
+        manifold_blocks: the candidate blocks of Manifold Mixup, submodule names of the backbone
+            (``model.model``); ``None``: the defaults of
+            :func:`~lit_early_phase.modules.default_manifold_blocks` (timm ResNets: ``maxpool`` (the
+            stem), ``layer1``..``layer3``; timm ViTs: ``patch_embed`` and ``blocks[:-1]``). Only with
+            ``mix_at="manifold"``.
         pretrained_file: local state_dict for the backbone (no hub downloads).
         pretrained_key_map: ``"name"`` or ``"position"`` (see :func:`create_backbone`).
         backbone_kwargs: more ``timm.create_model`` arguments.
@@ -171,6 +179,17 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
         lr_scheduler: optional scheduler factory (the same forms), stepped every epoch (or step, see
             ``lr_interval``).
         lr_interval: ``"epoch"`` or ``"step"``.
+
+    **Manifold Mixup** (``mix_at="manifold"``, Verma et al. 2019): the same knobs drive it as input Mixup
+    (``mixup_alpha``, ``mix_prob``, ``mix_mode``), so Mixup Pause and Alpha Boost switch it exactly as they
+    switch input Mixup. Each step draws λ, the pairing and the gate as input Mixup would, then one block from
+    the same keyed step generator (resumes and ranks behave alike); the block's output ``h`` becomes
+    ``λ·h + (1-λ)·h[partner]`` through a forward hook held for that one forward, and the targets are blended as
+    for input Mixup. The step record's ``block`` names the block used. CutMix has no meaning on a hidden state:
+    ``cutmix_alpha > 0`` with ``mix_at="manifold"`` is refused here, and a strategy that puts a CutMix α in
+    force (``AlphaBoost(cutmix_alpha=...)``) fails at the first training step. The diagnostics' interference
+    probe (:meth:`probe_loss`) mixes at a drawn block too. The 1-D series backbones and ``nn.Module``
+    backbones have no default blocks: name them with ``manifold_blocks``.
 
     Checkpoints hold plain values only, so they load with ``torch.load(weights_only=True)`` (Lightning's default
     for ``fit(ckpt_path=...)`` and ``load_from_checkpoint``): ``optimizer`` and ``lr_scheduler`` are stored in
@@ -188,13 +207,18 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
     this package never produce one.
 
     Raises:
-        ValueError: for an unknown backbone, ``num_classes < 2``, negative α, a drop fraction outside [0, 1), or
-            a class-path dict that names no optimizer / scheduler class or has arguments that do not fit it.
+        ValueError: for an unknown backbone, ``num_classes < 2``, negative α, a drop fraction outside [0, 1),
+            a class-path dict that names no optimizer / scheduler class or has arguments that do not fit it, an
+            unknown ``mix_at``, ``cutmix_alpha > 0`` with ``mix_at="manifold"``, ``manifold_blocks`` that are not
+            submodules of the backbone (or given with ``mix_at="input"``), or a backbone without default blocks
+            and no ``manifold_blocks``.
 
     Example:
         >>> model = ImageClassifier("resnet18", num_classes=10, in_chans=1, mixup_alpha=0.2)
         >>> model.knobs.mixup_alpha
         0.2
+        >>> ImageClassifier("test_resnet", num_classes=10, mixup_alpha=0.2, mix_at="manifold").manifold_blocks
+        ('maxpool', 'layer1', 'layer2', 'layer3')
     """
 
     def __init__(
@@ -210,6 +234,8 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
         label_smoothing: float = 0.0,
         drop_fraction: float = 0.0,
         mix_seed: int | None = None,
+        mix_at: MixAt = "input",
+        manifold_blocks: list[str] | None = None,
         pretrained_file: str | None = None,
         pretrained_key_map: Literal["name", "position"] = "name",
         backbone_kwargs: dict[str, Any] | None = None,
@@ -234,6 +260,18 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
             mix_seed=mix_seed,
         )
         check_choice("lr_interval", lr_interval, ("epoch", "step"), hint="When the scheduler steps.")
+        check_choice("mix_at", mix_at, MIX_AT, hint="Where Mixup mixes: the inputs or a hidden state.")
+        if mix_at == "manifold" and cutmix_alpha > 0:
+            raise ValueError(
+                f"`cutmix_alpha={cutmix_alpha}` with `mix_at='manifold'`: CutMix pastes an input box and has no "
+                f"meaning on a hidden state. Set `cutmix_alpha=0` (Manifold Mixup uses `mixup_alpha`), or "
+                f"`mix_at='input'`."
+            )
+        if mix_at == "input" and manifold_blocks is not None:
+            raise ValueError(
+                f"`manifold_blocks={manifold_blocks!r}` is only used with `mix_at='manifold'`; set "
+                f"`mix_at='manifold'` or drop `manifold_blocks`."
+            )
         self.num_classes = num_classes
         if isinstance(backbone, nn.Module):
             self.model = backbone
@@ -246,6 +284,11 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
                 pretrained_key_map=pretrained_key_map,
                 **(backbone_kwargs or {}),
             )
+        self.mix_at = mix_at
+        #: the candidate blocks of Manifold Mixup (empty with ``mix_at="input"``)
+        self.manifold_blocks: tuple[str, ...] = (
+            resolve_manifold_blocks(self.model, manifold_blocks) if mix_at == "manifold" else ()
+        )
         self.optimizer_factory = optimizer_factory
         self.lr_scheduler_factory = lr_scheduler_factory
         self.skipped_single_batches = 0
@@ -286,7 +329,9 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
                     category=UserWarning,
                 )
             return None
-        step = self.classification_step(x, y, self)
+        # Manifold Mixup hooks a block of the backbone, so it forwards through `self.model` (what `forward` does)
+        forward = self.model if self.manifold_blocks else self
+        step = self.classification_step(x, y, forward, manifold_blocks=self.manifold_blocks)
         self.train_acc(step.logits.detach(), step.mix.dominant)
         self.log("train/loss", step.loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
@@ -296,7 +341,9 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
         """Mean soft cross-entropy of ``batch`` Mixup-mixed with ``mixup_alpha`` (0: clean), for diagnostics.
 
         The module's label smoothing applies; no CutMix, no High-Loss Removal, no logging, knobs untouched (see
-        :class:`~lit_early_phase.knobs.Probeable`).
+        :class:`~lit_early_phase.knobs.Probeable`). With ``mix_at="manifold"`` the probe mixes as training does:
+        λ and pairing drawn as for input Mixup, then a block drawn among ``manifold_blocks`` from ``generator``,
+        whose output is mixed.
 
         Args:
             batch: ``(inputs, labels)``.
@@ -307,6 +354,14 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
             A 0-dim loss connected to the parameters.
         """
         x, y = batch
+        if self.manifold_blocks:
+            params = sample_mix_params(x.shape[0], tuple(x.shape[2:]), mixup_alpha=mixup_alpha, generator=generator)
+            blocks = self.manifold_blocks
+            block = blocks[sample_block(len(blocks), generator=generator)] if params.any_mixed else None
+            logits, out = manifold_forward(
+                self.model, block, x, y, params, num_classes=self.num_classes, smoothing=self.hparams.label_smoothing
+            )
+            return soft_cross_entropy(logits, out.targets).mean()
         out = mix_batch(
             x,
             y,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from lit_early_phase._compat import batches_started
 from lit_early_phase.functional import (
@@ -17,11 +17,14 @@ from lit_early_phase.functional import (
     count_correct,
     drop_highest,
     mix_batch,
+    sample_block,
+    sample_mix_params,
     soft_cross_entropy,
     validate_mix_args,
 )
 from lit_early_phase.functional.seeding import keyed_generator
 from lit_early_phase.knobs import Knobs, StepRecord
+from lit_early_phase.modules.manifold import manifold_forward
 
 
 @dataclass
@@ -265,6 +268,59 @@ class EnlightenmentMixin:
         self.record_mixing(out)
         return out
 
+    def mix_manifold(
+        self, inputs: Tensor, labels: Tensor, model: nn.Module, blocks: Sequence[str]
+    ) -> tuple[Tensor, MixOutput]:
+        """Manifold Mixup: forward through ``model``, mixing the hidden state at one block drawn from ``blocks``.
+
+        The λ, pairing and mixing gate are drawn exactly as :meth:`mix` draws them at the same step (same knobs,
+        same step generator, same order); the block index is drawn after them from that generator
+        (:func:`~lit_early_phase.functional.sample_block`), so resumes and ranks behave as for input Mixup. The
+        targets are blended as for input Mixup. Records α, mean λ, the mixed fraction and the block
+        (``record.block``; ``None`` when the step mixed nothing).
+
+        Args:
+            inputs: ``(B, ...)`` inputs on the device (left unmixed).
+            labels: ``(B,)`` integer labels.
+            model: the network whose submodules ``blocks`` names.
+            blocks: the candidate blocks (submodule names of ``model``).
+
+        Returns:
+            The logits and the :class:`~lit_early_phase.functional.MixOutput` (its ``inputs`` are the unmixed
+            inputs).
+
+        Raises:
+            RuntimeError: without ``num_classes``, or when the knobs in force carry a CutMix α (a strategy such
+                as ``AlphaBoost(cutmix_alpha=...)``): CutMix has no meaning on a hidden state.
+        """
+        state = self.enlightenment_state
+        if state.num_classes is None:
+            raise RuntimeError("`mix_manifold` needs `num_classes`; this module was configured without classes.")
+        k = state.knobs
+        if k.cutmix_alpha > 0:
+            raise RuntimeError(
+                f"Manifold Mixup mixes hidden states by Mixup only, but CutMix α={k.cutmix_alpha} is in force "
+                f"(set by a strategy, e.g. `AlphaBoost(cutmix_alpha=...)`). Leave the strategy's `cutmix_alpha` "
+                f"unset, or use `mix_at='input'`."
+            )
+        generator = self._step_generator() if k.mixes else None
+        params = sample_mix_params(
+            inputs.shape[0],
+            tuple(inputs.shape[2:]),
+            mixup_alpha=k.mixup_alpha,
+            prob=k.mix_prob,
+            switch_prob=state.switch_prob,
+            mode=state.mix_mode,
+            generator=generator,
+        )
+        block = blocks[sample_block(len(blocks), generator=generator)] if params.any_mixed else None
+        logits, out = manifold_forward(
+            model, block, inputs, labels, params, num_classes=state.num_classes, smoothing=state.label_smoothing
+        )
+        self.record_mixing(out)
+        state.record.block = block
+        return logits, out
+
     def record_mixing(self, out: Any) -> None:
         """Record the step's α (the knobs in force) and what a mixing call applied (its mean λ, mixed share).
 
@@ -301,7 +357,12 @@ class EnlightenmentMixin:
         self.enlightenment_record.correct, self.enlightenment_record.total = correct.detach(), total.detach()
 
     def classification_step(
-        self, inputs: Tensor, labels: Tensor, forward: Callable[[Tensor], Tensor]
+        self,
+        inputs: Tensor,
+        labels: Tensor,
+        forward: Callable[[Tensor], Tensor],
+        *,
+        manifold_blocks: Sequence[str] = (),
     ) -> ClassificationStep:
         """Mix, forward, per-sample soft cross-entropy, High-Loss Removal and accuracy counts, in one call.
 
@@ -315,12 +376,25 @@ class EnlightenmentMixin:
             inputs: ``(B, C, *spatial)`` inputs.
             labels: ``(B,)`` integer labels.
             forward: the model, called once on the mixed inputs (no extra forward pass for removal).
+            manifold_blocks: candidate blocks (submodule names of ``forward``, then an ``nn.Module``) for
+                Manifold Mixup (:meth:`mix_manifold`); empty (the default): input Mixup/CutMix (:meth:`mix`).
 
         Returns:
             A :class:`ClassificationStep`; return its ``.loss`` from ``training_step``.
+
+        Raises:
+            TypeError: for ``manifold_blocks`` with a ``forward`` that is not an ``nn.Module``.
         """
-        mixed = self.mix(inputs, labels)
-        logits = forward(mixed.inputs)
+        if manifold_blocks:
+            if not isinstance(forward, nn.Module):
+                raise TypeError(
+                    f"Manifold Mixup hooks a block of the network: `forward` must be an nn.Module, got "
+                    f"{type(forward).__name__}."
+                )
+            logits, mixed = self.mix_manifold(inputs, labels, forward, manifold_blocks)
+        else:
+            mixed = self.mix(inputs, labels)
+            logits = forward(mixed.inputs)
         if self.knobs.removes:
             bad = ~torch.isfinite(logits.detach()).all(dim=-1)
             zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
