@@ -2,7 +2,9 @@
 
 On a GPU, every read of a tensor's value on the host (``.item()``, ``float(t)``, ``if t:``, ``.cpu()`` ...) and
 every op whose output shape depends on the values (``nonzero``, a boolean mask index ...) waits for the device to
-finish: a step of a small model then costs a round trip instead of queuing work. The callback is designed to sync
+finish, and so does a blocking copy from the host (``torch.tensor(n, device=d)``, ``.to(device)`` without
+``non_blocking=True``: CUDA copies, then synchronizes the stream): a step of a small model then costs a round trip
+instead of queuing work. The callback is designed to sync
 only at checks (every ``check_every_n_steps``) and on the steps Lightning writes logs (docs/architecture.md).
 
 This test counts them on the CPU: it patches those tensor methods (and the ``torch`` functions with data-dependent
@@ -33,6 +35,7 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -42,6 +45,7 @@ import torch
 from helpers import column, read_metrics, trainer_kwargs
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
+from torch.overrides import TorchFunctionMode
 
 import lit_early_phase
 from lit_early_phase import EnlightenmentCallback, ImageClassifier
@@ -100,11 +104,17 @@ class HostReads:
             frame = frame.f_back
         self.others.append(f"{name} in {caller.f_code.co_filename}:{caller.f_lineno}")
 
-    def wrap(self, name: str, original, *, counts=lambda *a, **k: True):
+    def wrap(self, original, *rules: tuple[str, Callable[..., bool], bool]):
+        """``original`` recording a read under the first rule ``(name, applies(*args, **kwargs), direct)`` that
+        applies; a ``direct`` rule counts only a call written in the package (its caller's frame is one)."""
+
         def wrapper(*args, **kwargs):
-            if self.active and not getattr(self._inside, "on", False) and counts(*args, **kwargs):
-                self._record(name)
             outer = getattr(self._inside, "on", False)
+            if self.active and not outer:
+                for name, applies, direct in rules:
+                    if applies(*args, **kwargs) and (not direct or _in_package(sys._getframe(1))):
+                        self._record(name)
+                        break
             self._inside.on = True
             try:
                 return original(*args, **kwargs)
@@ -114,17 +124,21 @@ class HostReads:
         return wrapper
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        always = lambda *a, **k: True  # noqa: E731
         for name in VALUE_READS + DATA_DEPENDENT:
-            monkeypatch.setattr(torch.Tensor, name, self.wrap(f"Tensor.{name}", getattr(torch.Tensor, name)))
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self.wrap(original, (f"Tensor.{name}", always, False)))
         for name in DATA_DEPENDENT:
-            monkeypatch.setattr(torch, name, self.wrap(f"torch.{name}", getattr(torch, name)))
-        # torch.where(condition) with one argument is nonzero; a copy to the CPU is a read; so is a boolean index
-        one_arg = self.wrap("torch.where(cond)", torch.where, counts=lambda *a, **k: len(a) + len(k) == 1)
-        monkeypatch.setattr(torch, "where", one_arg)
-        monkeypatch.setattr(torch.Tensor, "to", self.wrap('Tensor.to("cpu")', torch.Tensor.to, counts=_to_cpu))
-        monkeypatch.setattr(
-            torch.Tensor, "__getitem__", self.wrap("Tensor[mask]", torch.Tensor.__getitem__, counts=_mask_index)
-        )
+            monkeypatch.setattr(torch, name, self.wrap(getattr(torch, name), (f"torch.{name}", always, False)))
+        # torch.where(condition) with one argument is nonzero (a boolean mask index: MaskIndexMode)
+        one_arg = ("torch.where(cond)", lambda *a, **k: len(a) + len(k) == 1, False)
+        monkeypatch.setattr(torch, "where", self.wrap(torch.where, one_arg))
+        # copies: to the host, and from the host to the device without non_blocking (a stream sync on CUDA)
+        rules = (('Tensor.to("cpu")', _to_cpu, False), ("Tensor.to(device) blocking", _blocking_to_device, True))
+        monkeypatch.setattr(torch.Tensor, "to", self.wrap(torch.Tensor.to, *rules))
+        for name in ("tensor", "as_tensor"):
+            rule = (f"torch.{name}(host data, device=...)", _host_data_to_device, True)
+            monkeypatch.setattr(torch, name, self.wrap(getattr(torch, name), rule))
 
     def report(self) -> str:
         return "\n\n".join(f"{name} from:\n{''.join(stack[-8:])}" for name, stack in self.reads[:5])
@@ -137,9 +151,45 @@ def _to_cpu(self, *args, **kwargs) -> bool:
     return isinstance(dest, str) and dest.startswith("cpu")
 
 
-def _mask_index(self, index) -> bool:
+def _in_package(frame) -> bool:
+    return frame.f_code.co_filename.startswith(PACKAGE)
+
+
+def _blocking_to_device(self, *args, **kwargs) -> bool:
+    """``.to(device)`` without ``non_blocking=True``: from host memory, CUDA copies and then waits for the stream.
+    On a CPU run the source cannot be told from a device tensor (a no-op there), so only calls written in the
+    package count (``direct``): Lightning's and torchmetrics' moves of device tensors are not its business."""
+    device = kwargs.get("device", args[0] if args and isinstance(args[0], str | torch.device) else None)
+    non_blocking = kwargs.get("non_blocking", next((a for a in args if isinstance(a, bool)), False))
+    return device is not None and not non_blocking
+
+
+def _host_data_to_device(data, *args, **kwargs) -> bool:
+    """``torch.tensor(3, device=d)``: built on the host, then a blocking copy (``torch.full`` fills on the device)."""
+    return kwargs.get("device") is not None and (not isinstance(data, torch.Tensor) or data.device.type == "cpu")
+
+
+def _mask_index(self, index, *value) -> bool:
+    """``x[mask]``, or ``x[mask] = values`` with a tensor of values (a scalar is a ``masked_fill``: no sync)."""
     items = index if isinstance(index, tuple) else (index,)
-    return any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in items)
+    has_mask = any(isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in items)
+    return has_mask and (not value or (isinstance(value[0], torch.Tensor) and value[0].numel() > 1))
+
+
+class MaskIndexMode(TorchFunctionMode):
+    """Sees ``Tensor.__getitem__`` / ``__setitem__`` calls, which cannot be patched on the class (assigning
+    ``torch.Tensor.__getitem__`` changes the type's sequence slot for good: ``torch.tensor([t0, t1])`` of 0-d
+    tensors then fails in every later test)."""
+
+    def __init__(self, counter: HostReads) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.Tensor.__getitem__ or func is torch.Tensor.__setitem__:
+            return self.counter.wrap(func, ("Tensor[mask]", _mask_index, False))(*args, **kwargs)
+        return func(*args, **kwargs)
 
 
 class MeasureFrom(Callback):
@@ -184,7 +234,8 @@ def run(
         **trainer_kwargs(tmp_path, logger=CSVLogger(tmp_path), log_every_n_steps=STEPS + 1),
     )
     counter.install(monkeypatch)
-    trainer.fit(model, MNIST5kDataModule(batch_size=16, train_subset=256, val_size=32))
+    with MaskIndexMode(counter):
+        trainer.fit(model, MNIST5kDataModule(batch_size=16, train_subset=256, val_size=32))
     monkeypatch.undo()
     assert until.measured == list(range(1, STEPS + 1)) and until.checks_while_measured == 0
     assert cb.num_checks == (1 if cb.boundary_step is None or cb.boundary_step > STEPS else 0)  # the check came
@@ -202,8 +253,8 @@ CASES = {
     "default": (dict(mixup_alpha=0.4, cutmix_alpha=1.0), dict()),
     # High-Loss Removal in force on every measured step
     "high_loss_removal": (dict(), dict(strategy=HighLossRemoval(fraction=0.25), max_duration=None)),
-    # mixing (Mixup or CutMix) in force on every measured step
-    "alpha_boost": (dict(mixup_alpha=0.2, cutmix_alpha=1.0), dict(strategy=AlphaBoost(alpha=1.0))),
+    # mixing (Mixup or CutMix, one λ and one box per sample) in force on every measured step
+    "alpha_boost": (dict(mixup_alpha=0.2, cutmix_alpha=1.0, mix_mode="elem"), dict(strategy=AlphaBoost(alpha=1.0))),
 }
 
 
