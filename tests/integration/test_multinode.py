@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,10 +57,11 @@ def launch_nodes(out: Path, *, timeout: float = 120.0) -> list[dict]:
         )
         for node in (0, 1)
     ]
+    deadline = time.monotonic() + timeout  # one deadline for both: a node whose peer died fails within a minute
     logs = []
     try:
         for p in procs:
-            logs.append(p.communicate(timeout=timeout)[0])
+            logs.append(p.communicate(timeout=max(deadline - time.monotonic(), 1))[0])
     except subprocess.TimeoutExpired:
         for p in procs:
             p.kill()
