@@ -97,6 +97,25 @@ def random_loader(n: int = 64, batch_size: int = 8, num_classes: int = 4, seed: 
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
 
 
+def first_crossing(per_rank_rows, *, window, threshold, every=1):
+    """The first check step where the window's correct/total, summed over the given ranks, reaches threshold.
+
+    ``per_rank_rows``: for each rank, its ``(global_step, correct, total)`` per batch, as the ranks recorded them.
+    One rank's rows give the step where that rank alone would have ended the period.
+    """
+    n = len(per_rank_rows[0])
+    for i in range(n):
+        step = per_rank_rows[0][i][0]
+        if step % every:
+            continue
+        lo = max(0, i + 1 - window)
+        correct = sum(r[j][1] for r in per_rank_rows for j in range(lo, i + 1))
+        total = sum(r[j][2] for r in per_rank_rows for j in range(lo, i + 1))
+        if correct / total >= threshold:
+            return step
+    return None
+
+
 def read_metrics(log_dir: Path) -> list[dict[str, str]]:
     files = sorted(Path(log_dir).rglob("metrics.csv"))
     assert files, f"no metrics.csv under {log_dir}"

@@ -6,7 +6,7 @@ from functools import partial
 import lightning as L
 import pytest
 import torch
-from helpers import ScriptedModule, random_loader, trainer_kwargs
+from helpers import ScriptedModule, first_crossing, random_loader, trainer_kwargs
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -56,21 +56,6 @@ class CountsReport(Callback):
         report = {"rows": self.rows, "boundary_step": cb.boundary_step, "reason": cb.reason}
         with open(f"{self.out_dir}/counts{trainer.global_rank}.json", "w") as f:
             json.dump(report, f)
-
-
-def first_crossing(per_rank_rows, *, window, threshold, every=1):
-    """The first check step where the window's correct/total, summed over the given ranks, reaches threshold."""
-    n = len(per_rank_rows[0])
-    for i in range(n):
-        step = per_rank_rows[0][i][0]
-        if step % every:
-            continue
-        lo = max(0, i + 1 - window)
-        correct = sum(r[j][1] for r in per_rank_rows for j in range(lo, i + 1))
-        total = sum(r[j][2] for r in per_rank_rows for j in range(lo, i + 1))
-        if correct / total >= threshold:
-            return step
-    return None
 
 
 class InterleavedSampler(DistributedSampler):

@@ -50,4 +50,5 @@ def count_correct(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         (tensor(1), tensor(2))
     """
     correct = (logits.argmax(dim=-1) == labels).sum()
-    return correct, torch.tensor(labels.numel(), device=logits.device)
+    # filled on the device: torch.tensor(n, device=...) would copy from the host and wait for the stream on CUDA
+    return correct, torch.full((), labels.numel(), dtype=torch.long, device=logits.device)

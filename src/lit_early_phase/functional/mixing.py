@@ -120,9 +120,9 @@ def apply_mix(
     lam_x = lam_t.to(inputs.dtype).view(-1, *([1] * (inputs.dim() - 1)))
     if params.any_cutmix:
         # Mixup weight 1 for CutMix samples leaves them to the box, pasted from `other` afterwards.
-        cut = params.cutmix.to(device).view(-1, *([1] * (inputs.dim() - 1)))
+        cut = params.cutmix.to(device, non_blocking=True).view(-1, *([1] * (inputs.dim() - 1)))
         mixed = torch.lerp(other, inputs, torch.where(cut, 1.0, lam_x))
-        mask = _box_mask(params.boxes.to(device), tuple(inputs.shape[2:]), device)
+        mask = _box_mask(params.boxes.to(device, non_blocking=True), tuple(inputs.shape[2:]), device)
         mixed = torch.where(mask & cut, other, mixed)
     else:
         mixed = other.lerp_(inputs, lam_x)
