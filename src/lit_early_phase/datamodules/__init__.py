@@ -21,6 +21,8 @@ from lit_early_phase.datamodules.text.records import load_chatterbot, read_jsonl
 from lit_early_phase.datamodules.vision.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
 from lit_early_phase.datamodules.vision.images import ImageTensorDataset, InMemoryImageDataModule
 from lit_early_phase.datamodules.vision.mnist5k import MNIST5kDataModule
+from lit_early_phase.datamodules.vision.shards import write_image_shards
+from lit_early_phase.datamodules.vision.streaming import StreamingImageDataModule
 
 __all__ = [
     "CocoDetectionDataModule",
@@ -35,6 +37,7 @@ __all__ = [
     "ResumableLoader",
     "ResumableSampler",
     "SampleKey",
+    "StreamingImageDataModule",
     "TreeCrownDataModule",
     "UCRDataModule",
     "VOCDetectionDataModule",
@@ -44,4 +47,5 @@ __all__ = [
     "offline_classification_sets",
     "read_idx",
     "read_jsonl",
+    "write_image_shards",
 ]

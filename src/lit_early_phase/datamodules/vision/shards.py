@@ -1,0 +1,169 @@
+"""Image folder -> LitData shards: :func:`write_image_shards` (and ``python -m`` this module).
+
+Each sample is stored as ``{"image": <the file's encoded bytes>, "label": int, "index": int}`` by
+``litdata.optimize``; ``index`` is the sample's position in the folder's sorted listing, the identity that keyed
+augmentation is seeded by. The class names go beside the shards in ``classes.json`` so that a reader knows
+``num_classes`` and ``classes`` without reading any sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+#: the file endings read as images (torchvision's ``IMG_EXTENSIONS``)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+#: the file written beside the shards, holding ``{"classes": [...]}``
+CLASSES_FILE = "classes.json"
+
+
+def list_image_folder(src_dir: str | os.PathLike) -> tuple[list[str], list[tuple[int, str, int]]]:
+    """The classes and samples of an image folder (torchvision's ``ImageFolder`` layout), sorted.
+
+    Args:
+        src_dir: a folder with one subfolder of images per class.
+
+    Returns:
+        ``(classes, samples)``: class names sorted, and ``(index, path, label)`` per image, sorted by class then
+        file name.
+
+    Raises:
+        FileNotFoundError: when ``src_dir`` is not a folder, has no class subfolder, or a class has no image.
+    """
+    root = Path(src_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"`src_dir` {str(root)!r} is not a folder: give a folder with one subfolder per class.")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise FileNotFoundError(f"{str(root)!r} has no class subfolder: put each class's images in <root>/<class>/.")
+    samples: list[tuple[int, str, int]] = []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise FileNotFoundError(
+                f"The class folder {str(root / name)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}): add images "
+                f"or remove the folder."
+            )
+        samples += [(len(samples) + i, str(f), label) for i, f in enumerate(files)]
+    return classes, samples
+
+
+def _encode(sample: tuple[int, str, int]) -> dict[str, Any]:
+    """One sample as stored: the file's bytes as they are (no decoding, no re-encoding), its label and index."""
+    index, path, label = sample
+    return {"image": Path(path).read_bytes(), "label": int(label), "index": int(index)}
+
+
+def write_classes(out_dir: str, classes: list[str]) -> None:
+    """Write ``classes.json`` into ``out_dir`` (a local folder, or a URL through ``fsspec``)."""
+    text = json.dumps({"classes": list(classes)})
+    if "://" in out_dir:
+        import fsspec
+
+        with fsspec.open(f"{out_dir.rstrip('/')}/{CLASSES_FILE}", "w") as f:
+            f.write(text)
+        return
+    Path(out_dir, CLASSES_FILE).write_text(text)
+
+
+def read_classes(shard_dir: str) -> list[str]:
+    """The class names saved beside shards by :func:`write_image_shards`.
+
+    Args:
+        shard_dir: the shards' folder or URL (a URL is read through ``fsspec``, e.g. ``s3fs`` for ``s3://``).
+
+    Returns:
+        The class names, in label order.
+
+    Raises:
+        FileNotFoundError: when ``classes.json`` is missing (shards not written by :func:`write_image_shards`).
+    """
+    path = f"{shard_dir.rstrip('/')}/{CLASSES_FILE}"
+    try:
+        if "://" in shard_dir:
+            import fsspec
+
+            with fsspec.open(path, "r") as f:
+                return list(json.load(f)["classes"])
+        return list(json.loads(Path(path).read_text())["classes"])
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"No {CLASSES_FILE} in {shard_dir!r}: write the shards with "
+            f"`lit_early_phase.datamodules.write_image_shards(src_dir, out_dir)`, which saves the class list beside "
+            f"them, or add {CLASSES_FILE} holding {{\"classes\": [...]}} in label order."
+        ) from err
+
+
+def write_image_shards(
+    src_dir: str | os.PathLike,
+    out_dir: str,
+    *,
+    chunk_bytes: str | int = "64MB",
+    num_workers: int = 1,
+) -> list[str]:
+    """Convert an image folder (``<src_dir>/<class>/<image>``) into LitData shards, in one call.
+
+    The files' encoded bytes are stored as they are (a JPEG stays a JPEG), with the label and the sample's index;
+    the class list is saved beside the shards (``classes.json``), so
+    :class:`~lit_early_phase.datamodules.StreamingImageDataModule` knows ``num_classes`` without reading data.
+    ``out_dir`` may be a local folder or an object-store URL that ``litdata.optimize`` writes to (``s3://...``).
+
+    Args:
+        src_dir: the image folder, one subfolder per class (class names sorted give the labels, as in
+            torchvision's ``ImageFolder``).
+        out_dir: where the shards go; must not hold shards already.
+        chunk_bytes: target size of one shard (``"64MB"``; litdata's ``chunk_bytes``).
+        num_workers: processes that read the files.
+
+    Returns:
+        The class names, in label order.
+
+    Raises:
+        FileNotFoundError: for a missing folder, no class subfolder or an empty class folder.
+
+    Example:
+        >>> write_image_shards("data/train", "shards/train")  # doctest: +SKIP
+        ['cat', 'dog']
+    """
+    from litdata import optimize
+
+    classes, samples = list_image_folder(src_dir)
+    out = str(out_dir)
+    optimize(
+        fn=_encode,
+        inputs=samples,
+        output_dir=out,
+        chunk_bytes=chunk_bytes,
+        num_workers=num_workers,
+        reorder_files=False,
+        verbose=False,
+    )
+    write_classes(out, classes)
+    return classes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lit_early_phase.datamodules.vision.shards SRC_DIR OUT_DIR``: write shards from an image folder.
+
+    Args:
+        argv: the arguments (``None``: ``sys.argv[1:]``).
+
+    Returns:
+        0 on success.
+    """
+    parser = argparse.ArgumentParser(description=write_image_shards.__doc__.splitlines()[0])  # type: ignore[union-attr]
+    parser.add_argument("src_dir", help="image folder, one subfolder per class")
+    parser.add_argument("out_dir", help="folder or URL (s3://...) for the shards")
+    parser.add_argument("--chunk-bytes", default="64MB", help="target shard size (default: 64MB)")
+    parser.add_argument("--num-workers", type=int, default=1, help="processes reading the files (default: 1)")
+    args = parser.parse_args(argv)
+    classes = write_image_shards(args.src_dir, args.out_dir, chunk_bytes=args.chunk_bytes, num_workers=args.num_workers)
+    print(f"Wrote shards of {len(classes)} classes to {args.out_dir}.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
