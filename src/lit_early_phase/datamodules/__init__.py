@@ -1,8 +1,9 @@
 """DataModules on real data that installs offline, by domain over one loader core.
 
 ``loaders`` is the core every DataModule shares (resumable train/val/test loaders, the argument checks); the
-domains are subpackages: ``vision`` (in-memory images), ``series`` (UCR/UEA), ``detection`` (boxes, tiling,
-folders, tree crowns) and ``text`` (instruction data). Every public name imports from here.
+domains are subpackages: ``vision`` (in-memory images, timm transforms for image files), ``series`` (UCR/UEA),
+``detection`` (boxes, tiling, folders, tree crowns) and ``text`` (instruction data). Every public name imports
+from here.
 """
 
 from lit_early_phase.datamodules.detection.base import DetectionDataModule
@@ -23,6 +24,7 @@ from lit_early_phase.datamodules.vision.images import ImageTensorDataset, InMemo
 from lit_early_phase.datamodules.vision.mnist5k import MNIST5kDataModule
 from lit_early_phase.datamodules.vision.shards import write_image_shards
 from lit_early_phase.datamodules.vision.streaming import StreamingImageDataModule
+from lit_early_phase.datamodules.vision.transforms import ImageFileError, ImageTransforms, apply_keyed, load_rgb
 
 __all__ = [
     "CocoDetectionDataModule",
@@ -30,7 +32,9 @@ __all__ = [
     "DetectionDataset",
     "FashionMNISTDataModule",
     "FolderDetectionDataModule",
+    "ImageFileError",
     "ImageTensorDataset",
+    "ImageTransforms",
     "InMemoryImageDataModule",
     "InstructionDataModule",
     "MNIST5kDataModule",
@@ -41,9 +45,11 @@ __all__ = [
     "TreeCrownDataModule",
     "UCRDataModule",
     "VOCDetectionDataModule",
+    "apply_keyed",
     "detection_collate",
     "find_fashion_mnist",
     "load_chatterbot",
+    "load_rgb",
     "offline_classification_sets",
     "read_idx",
     "read_jsonl",

@@ -8,10 +8,12 @@ from a checkpoint, or served by any number of workers or ranks, draws the same n
 from __future__ import annotations
 
 import hashlib
+import random
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 
@@ -60,14 +62,19 @@ def keyed_generator(*key: int) -> torch.Generator:
 
 
 @contextmanager
-def keyed_global_rng(*key: int) -> Iterator[None]:
+def keyed_global_rng(*key: int, python: bool = False, numpy: bool = False) -> Iterator[None]:
     """Seed torch's global CPU RNG by :func:`keyed_seed` of ``key`` inside the block, and put its state back after.
 
     For code that draws from the global RNG and takes no generator (torchvision's ``transforms.v2``). Saving and
-    restoring the state by hand costs a third of ``torch.random.fork_rng``.
+    restoring the state by hand costs a third of ``torch.random.fork_rng``. timm's transforms also draw from
+    Python's ``random`` (random-resized crop, RandAugment's magnitudes, random erasing) and NumPy's legacy global
+    RNG (RandAugment's choice of ops, AugMix): ``python=True`` / ``numpy=True`` seed those too (each from its own
+    key, ``key + (1,)`` and ``key + (2,)``) and put them back after.
 
     Args:
         *key: the integers that say where training is.
+        python: also seed (and restore) Python's ``random``.
+        numpy: also seed (and restore) NumPy's global ``numpy.random`` state.
 
     Yields:
         Nothing; the global RNG is seeded inside the block.
@@ -79,10 +86,27 @@ def keyed_global_rng(*key: int) -> Iterator[None]:
         ...     b = torch.rand(2)
         >>> torch.equal(a, b)
         True
+        >>> import random
+        >>> with keyed_global_rng(0, 2, 5, python=True):
+        ...     c = random.random()
+        >>> with keyed_global_rng(0, 2, 5, python=True):
+        ...     d = random.random()
+        >>> c == d
+        True
     """
     state = torch.get_rng_state()
+    py_state = random.getstate() if python else None
+    np_state = np.random.get_state() if numpy else None
     try:
         torch.default_generator.manual_seed(keyed_seed(*key))
+        if python:
+            random.seed(keyed_seed(*key, 1))
+        if numpy:
+            np.random.seed(keyed_seed(*key, 2) % 2**32)  # the legacy seeder takes 32 bits
         yield
     finally:
         torch.set_rng_state(state)
+        if py_state is not None:
+            random.setstate(py_state)
+        if np_state is not None:
+            np.random.set_state(np_state)
