@@ -49,7 +49,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def datamodule(shards: Path, **kwargs) -> StreamingImageDataModule:
-    kw = {"batch_size": 8, "img_size": 24, "in_chans": 1, "mean": (0.5,), "std": (0.5,), "seed": 3}
+    kw = {"batch_size": 8, "image_size": 24, "in_chans": 1, "mean": (0.5,), "std": (0.5,), "seed": 3}
     return StreamingImageDataModule(str(shards), **{**kw, **kwargs})
 
 
@@ -89,6 +89,90 @@ def test_classes_beside_the_shards(shards: Path) -> None:
     assert dm.num_classes == len({int(v) for v in read_idx(FILES["train_labels"])[:N_IMAGES]})
 
 
+def fingerprints(loader) -> list[list[bytes]]:
+    """One epoch of ``loader``: per batch, each image's bytes (distinct for distinct Fashion-MNIST images)."""
+    return [[image.numpy().tobytes() for image in x] for x, _ in loader]
+
+
+def rank_loader(shards: Path, monkeypatch: pytest.MonkeyPatch, rank: int, world_size: int, **kwargs):
+    """The training loader of ``rank`` out of ``world_size``, as LitData sees it under DDP (its env detection)."""
+    from litdata.utilities.env import _DistributedEnv
+
+    env = _DistributedEnv(world_size=world_size, global_rank=rank, num_nodes=1)
+    monkeypatch.setattr(_DistributedEnv, "detect", classmethod(lambda cls: env))
+    dm = datamodule(shards, augment=False, **kwargs)
+    dm.setup("fit")
+    return dm.train_dataloader()
+
+
+def test_classes_beside_the_shards(shards: Path) -> None:
+    dm = datamodule(shards)
+    assert json.loads((shards / "classes.json").read_text())["classes"] == dm.classes
+    assert dm.num_classes == len({int(v) for v in read_idx(FILES["train_labels"])[:N_IMAGES]}) == len(dm.classes)
+
+
+def test_missing_classes_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="write_image_shards"):
+        _ = datamodule(tmp_path).num_classes
+
+
+def test_cli_module_writes_shards(tmp_path: Path) -> None:
+    from lit_early_phase.datamodules.vision.shards import main
+
+    folder = make_image_folder(tmp_path / "folder", n=12)
+    assert main([str(folder), str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "index.json").is_file()
+    assert json.loads((tmp_path / "out" / "classes.json").read_text())["classes"] == sorted(
+        p.name for p in folder.iterdir()
+    )
+
+
+@pytest.mark.parametrize(("drop_last", "batches", "samples"), [(False, 8, N_IMAGES), (True, 7, 56)])
+def test_samples_per_epoch_one_rank(shards: Path, drop_last: bool, batches: int, samples: int) -> None:
+    dm = datamodule(shards, augment=False, drop_last=drop_last)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    epoch = fingerprints(loader)
+    assert len(loader) == len(epoch) == batches
+    assert sum(len(b) for b in epoch) == samples
+    assert len({x for b in epoch for x in b}) == samples  # no sample twice
+    second = fingerprints(loader)  # the next epoch: a new order, as many samples
+    assert sum(len(b) for b in second) == samples and second != epoch
+
+
+@pytest.mark.parametrize(("batch_size", "batches"), [(8, 3), (7, 4)])
+def test_disjoint_samples_per_rank(shards: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int, batches: int) -> None:
+    loaders = [rank_loader(shards, monkeypatch, rank, 2, batch_size=batch_size) for rank in (0, 1)]
+    seen = [[x for batch in fingerprints(loader) for x in batch] for loader in loaders]
+    # every rank the same number of whole batches: floor(floor(60 / 2) / batch_size); the tail is dropped
+    assert [len(loader) for loader in loaders] == [batches, batches]
+    assert [len(s) for s in seen] == [batches * batch_size] * 2
+    assert not set(seen[0]) & set(seen[1])  # disjoint
+    everything = {x for b in fingerprints(rank_loader(shards, monkeypatch, 0, 1, shuffle=False)) for x in b}
+    assert len(everything) == N_IMAGES
+    union = set(seen[0]) | set(seen[1])
+    assert len(union) == 2 * batches * batch_size and union <= everything  # the epoch: both ranks' samples
+
+
+def epoch_images(shards: Path, **kwargs) -> list[dict[int, bytes]]:
+    """Two epochs of augmented training images, by the sample's label-and-position-free identity (its index)."""
+    dm = datamodule(shards, shuffle=False, **kwargs)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    return [dict(enumerate(x.numpy().tobytes() for xb, _ in loader for x in xb)) for _ in range(2)]
+
+
+def test_augmentation_keyed_by_epoch(shards: Path) -> None:
+    first, second = epoch_images(shards)
+    again = epoch_images(shards)
+    assert again == [first, second]  # a fresh loader draws the same per (seed, epoch, index)
+    assert first.keys() == second.keys()
+    differs = sum(first[i] != second[i] for i in first)
+    assert differs == len(first)  # the second epoch draws a different crop for every image
+    other_seed = epoch_images(shards, seed=4)
+    assert other_seed[0] != first
+
+
 def test_resume_mid_epoch_through_ckpt_path(shards: Path, tmp_path: Path) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -97,15 +181,49 @@ def test_resume_mid_epoch_through_ckpt_path(shards: Path, tmp_path: Path) -> Non
     ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
     trainer(tmp_path, callbacks=[ckpt]).fit(full, datamodule=datamodule(shards))
     path = tmp_path / "ckpt" / "epoch=0-step=3.ckpt"
-    assert path.exists(), sorted(p.name for p in (tmp_path / "ckpt").iterdir())
-    state = torch.load(path, weights_only=True)
-    print({k: v for k, v in state.items() if k not in ("state_dict", "optimizer_states")}.keys())
-    print(state["loops"]["fit_loop"].get("combined_loader"))
-    print(state.get("StreamingImageDataModule"))
+    state = torch.load(path, weights_only=True)  # plain values only
+    assert state["StreamingImageDataModule"]["train_loader"]["num_samples_yielded"] == 3 * 8
 
     L.seed_everything(0)
     resumed = Recorder()
     trainer(tmp_path).fit(resumed, datamodule=datamodule(shards), ckpt_path=path)
-    after = {k: v for k, v in full.seen.items() if k not in [(0, 0), (0, 1), (0, 2)]}
-    print(sorted(full.seen), sorted(resumed.seen))
-    assert resumed.seen == after
+    # the rest of epoch 0 and all of epoch 1: the same images, augmented the same way, in the same batches
+    assert sorted(resumed.seen) == [k for k in sorted(full.seen) if k not in ((0, 0), (0, 1), (0, 2))]
+    assert resumed.seen == {k: v for k, v in full.seen.items() if k in resumed.seen}
+
+
+class StepsRecorder(Recorder):
+    """A module whose optimizer setup asks for the run's length, as a step-wise scheduler does."""
+
+    def configure_optimizers(self):
+        assert self.trainer.estimated_stepping_batches > 0  # builds the training loader before the restore
+        return super().configure_optimizers()
+
+
+@pytest.mark.parametrize(("module", "restored_by_lightning"), [(Recorder, True), (StepsRecorder, False)])
+def test_who_restores_the_loader(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: type, restored_by_lightning: bool
+) -> None:
+    """LitData issue #775, checked: Lightning restores the loader unless the loader was built before the restore.
+
+    Lightning's fit loop saves the ``StreamingDataLoader``'s state (``loops.fit_loop.state_dict.combined_loader``)
+    and loads it into the loader it builds on restart; a loader built earlier (``estimated_stepping_batches`` in
+    ``configure_optimizers``) is kept and never gets it, and the epoch restarts. The DataModule's own copy of the
+    state covers both; here it is switched off to see what Lightning does alone.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    full = module()
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
+    trainer(tmp_path, callbacks=[ckpt]).fit(full, datamodule=datamodule(shards))
+    path = tmp_path / "ckpt" / "epoch=0-step=3.ckpt"
+    assert torch.load(path, weights_only=True)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    monkeypatch.setattr(StreamingImageDataModule, "load_state_dict", lambda self, state: None)
+    resumed = module()
+    trainer(tmp_path, max_epochs=1).fit(resumed, datamodule=datamodule(shards), ckpt_path=path)
+    assert (resumed.seen[(0, 3)] == full.seen[(0, 3)]) is restored_by_lightning
+    assert (resumed.seen[(0, 3)] == full.seen[(0, 0)]) is not restored_by_lightning  # restarted: batch 0 again
+    monkeypatch.undo()
+    exact = module()
+    trainer(tmp_path).fit(exact, datamodule=datamodule(shards), ckpt_path=path)  # with the DataModule's state
+    assert exact.seen == {k: v for k, v in full.seen.items() if k in exact.seen} and (0, 3) in exact.seen

@@ -17,6 +17,8 @@ LitData (``litdata.StreamingDataset`` / ``StreamingDataLoader``) reads the shard
 
 from __future__ import annotations
 
+import functools
+import io
 from typing import Any
 
 import lightning as L
@@ -26,28 +28,16 @@ from torch import Tensor
 from lit_early_phase._validation import check_choice, check_int
 from lit_early_phase.datamodules.loaders import check_batch_size, check_seed, default_seed
 from lit_early_phase.datamodules.vision.shards import read_classes
-from lit_early_phase.functional.seeding import keyed_global_rng
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from lit_early_phase.datamodules.vision.transforms import ImageTransforms, apply_keyed, load_rgb
 
 
-def _decode(data: bytes, in_chans: int) -> Any:
-    """The stored file bytes as a PIL image in RGB (``in_chans=3``) or grayscale (``in_chans=1``)."""
-    import io
+@functools.cache
+def _litdata_classes() -> tuple[type, type]:
+    """The ``StreamingDataset`` and ``StreamingDataLoader`` subclasses, built on first use.
 
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB" if in_chans == 3 else "L")
-
-
-def _make_dataset_class() -> type:
-    """``StreamingDataset`` subclass that decodes, augments keyed by ``(seed, epoch, index)`` and returns tensors.
-
-    Built on first use so that importing this module does not import litdata.
+    Built here so that importing this module does not import litdata (the ``streaming`` extra).
     """
-    from litdata import StreamingDataset
+    from litdata import StreamingDataLoader, StreamingDataset
 
     class KeyedImageStream(StreamingDataset):
         """Shards of ``{"image", "label", "index"}`` -> ``(image tensor, label)``, augmentation keyed per sample.
@@ -64,15 +54,36 @@ def _make_dataset_class() -> type:
 
         def __getitem__(self, index: Any) -> tuple[Tensor, Tensor]:
             item = super().__getitem__(index)
-            image = _decode(item["image"], self.in_chans)
+            image = load_rgb(io.BytesIO(item["image"]), in_chans=self.in_chans)
             if self.keyed:
-                with keyed_global_rng(self.key_seed, int(self.current_epoch) - 1, int(item["index"])):
-                    image = self.image_transform(image)
+                epoch = int(self.current_epoch) - 1
+                x = apply_keyed(self.image_transform, image, seed=self.key_seed, epoch=epoch, index=int(item["index"]))
             else:
-                image = self.image_transform(image)
-            return image, torch.tensor(int(item["label"]))
+                x = self.image_transform(image)
+            return x, torch.tensor(int(item["label"]))
 
-    return KeyedImageStream
+    class ResumingStreamLoader(StreamingDataLoader):
+        """``StreamingDataLoader`` whose restored position applies to the first epoch after ``load_state_dict`` only.
+
+        LitData keeps its ``restore`` flag until an iteration runs to ``StopIteration``; Lightning stops taking
+        batches after ``len(loader)`` without exhausting the iterator, so the next epoch would replay the restored
+        epoch (same order, same epoch number, hence the same augmentation) instead of starting a new one (the
+        case of LitData issue #770). Here every iteration but the first after a load starts a fresh epoch.
+        """
+
+        _just_loaded = False
+
+        def load_state_dict(self, obj: dict[str, Any]) -> None:
+            super().load_state_dict(obj)
+            self._just_loaded = True
+
+        def __iter__(self) -> Any:
+            if not self._just_loaded:
+                self.restore = False
+            self._just_loaded = False
+            return super().__iter__()
+
+    return KeyedImageStream, ResumingStreamLoader
 
 
 class StreamingImageDataModule(L.LightningDataModule):
@@ -83,30 +94,35 @@ class StreamingImageDataModule(L.LightningDataModule):
     ``cache_dir``. ``num_classes`` and ``classes`` come from the ``classes.json`` beside the shards (the CLI
     links ``num_classes`` and ``in_chans`` to the model).
 
-    Transforms are timm's (``timm.data.create_transform``): random-resized crop, flip, an optional auto-augment
-    policy (``"rand-m9-mstd0.5"``), random erasing, normalisation; evaluation resizes and centre-crops. Each
-    training image's augmentation draws from ``(seed, epoch, index)``, so a run resumed mid-epoch from a
-    checkpoint sees the same images, augmented the same way, as the uninterrupted run (module docstring: what
-    holds under DDP, per epoch and on resume).
+    Transforms are the image-folder DataModule's (:class:`~lit_early_phase.datamodules.ImageTransforms`, timm's
+    ``create_transform``, with the same arguments): random-resized crop, flip, an optional auto-augment policy
+    (``"rand-m9-mstd0.5"``), random erasing, normalisation; evaluation resizes and centre-crops. Each training
+    image's augmentation draws from ``(seed, epoch, index)`` (:func:`~lit_early_phase.datamodules.apply_keyed`;
+    ``index`` is the sample's place in the image folder, stored in the shard), so a run resumed mid-epoch sees
+    the same images, augmented the same way, as the uninterrupted run, and every epoch draws anew.
 
     Args:
         train_dir: the training shards (folder or URL).
         val_dir: the validation shards, or ``None`` (no validation).
         batch_size: batch size, at least 2.
-        img_size: side of the square crop fed to the model.
-        in_chans: 3 (images decoded as RGB) or 1 (grayscale).
-        scale: random-resized crop's area range.
-        hflip: probability of a horizontal flip.
+        image_size: side of the square crops, in pixels.
         auto_augment: timm policy string (``"rand-m9-mstd0.5"``), or ``None``.
         re_prob: random-erasing probability.
-        mean: normalisation mean per channel (ImageNet's by default).
-        std: normalisation standard deviation per channel.
-        augment: training augmentation on (``False``: evaluation transform for training too).
+        hflip: probability of a horizontal flip.
+        scale: random-resized crop's area range.
+        color_jitter: timm's colour jitter, used only without ``auto_augment``.
+        interpolation: resize interpolation; ``None``: the model's, else bilinear.
+        mean: normalisation mean; ``None``: the model's (``model_name``), else ImageNet's.
+        std: normalisation standard deviation; ``None``: the model's, else ImageNet's.
+        crop_pct: centre-crop share at evaluation; ``None``: the model's, else 0.875.
+        model_name: a timm model name whose pretrained config gives what is ``None`` above.
+        in_chans: 3 (images decoded as RGB) or 1 (grayscale); the model's ``in_chans`` (linked by the CLI).
+        augment: training augmentation on (``False``: the evaluation transform for training too).
         shuffle: shuffle the training shards and samples each epoch (LitData's chunk-then-sample shuffle).
-        drop_last: drop a rank's last partial training batch (always on with several ranks: LitData's rule).
-        num_workers: loader workers (processes); workers are not kept between epochs.
+        drop_last: drop a rank's last partial training batch (LitData turns it on with several ranks).
+        num_workers: loader worker processes (not kept between epochs: each epoch's workers read its epoch).
         pin_memory: pin host memory.
-        seed: seed of the shuffle and the augmentation; ``None`` takes ``seed_everything``'s (else 0).
+        seed: seed of the shuffle and of the augmentation; ``None`` takes ``seed_everything``'s (else 0).
         cache_dir: local cache for remote shards (``None``: LitData's default).
         max_cache_size: cache size limit for remote shards (``"50GB"``).
 
@@ -114,8 +130,8 @@ class StreamingImageDataModule(L.LightningDataModule):
         ValueError: for a bad argument, naming it.
 
     Example:
-        >>> dm = StreamingImageDataModule("shards/train", "shards/val", img_size=224)  # doctest: +SKIP
-        >>> dm.setup("fit"); dm.num_classes  # doctest: +SKIP
+        >>> dm = StreamingImageDataModule("shards/train", "shards/val", image_size=224)  # doctest: +SKIP
+        >>> dm.num_classes  # from shards/train/classes.json  # doctest: +SKIP
         10
     """
 
@@ -124,14 +140,18 @@ class StreamingImageDataModule(L.LightningDataModule):
         train_dir: str,
         val_dir: str | None = None,
         batch_size: int = 64,
-        img_size: int = 224,
-        in_chans: int = 3,
-        scale: tuple[float, float] = (0.08, 1.0),
-        hflip: float = 0.5,
+        image_size: int = 224,
         auto_augment: str | None = None,
         re_prob: float = 0.0,
-        mean: tuple[float, ...] = IMAGENET_MEAN,
-        std: tuple[float, ...] = IMAGENET_STD,
+        hflip: float = 0.5,
+        scale: tuple[float, float] = (0.08, 1.0),
+        color_jitter: float = 0.4,
+        interpolation: str | None = None,
+        mean: tuple[float, ...] | None = None,
+        std: tuple[float, ...] | None = None,
+        crop_pct: float | None = None,
+        model_name: str | None = None,
+        in_chans: int = 3,
         augment: bool = True,
         shuffle: bool = True,
         drop_last: bool = False,
@@ -143,18 +163,26 @@ class StreamingImageDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         check_batch_size(batch_size, typical="32-256 for images")
-        check_int("img_size", img_size, minimum=1)
-        check_choice("in_chans", in_chans, (1, 3))
         check_int("num_workers", num_workers, minimum=0)
         check_seed(seed)
         for name, value in (("augment", augment), ("shuffle", shuffle), ("drop_last", drop_last)):
             check_choice(name, value, (True, False))
-        if in_chans == 1 and len(mean) == 3:
-            mean, std = (sum(mean) / 3,), (sum(std) / 3,)
+        self.transforms = ImageTransforms(
+            image_size=image_size,
+            auto_augment=auto_augment,
+            re_prob=re_prob,
+            hflip=hflip,
+            scale=scale,
+            color_jitter=color_jitter,
+            interpolation=interpolation,
+            mean=mean,
+            std=std,
+            crop_pct=crop_pct,
+            model_name=model_name,
+            in_chans=in_chans,
+        )
         self.train_dir, self.val_dir = str(train_dir), None if val_dir is None else str(val_dir)
-        self.batch_size, self.img_size, self.in_chans = batch_size, img_size, in_chans
-        self.scale, self.hflip, self.auto_augment, self.re_prob = tuple(scale), hflip, auto_augment, re_prob
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.batch_size, self.in_chans = batch_size, in_chans
         self.augment, self.shuffle, self.drop_last = augment, shuffle, drop_last
         self.num_workers, self.pin_memory, self.seed = num_workers, pin_memory, seed
         self.cache_dir, self.max_cache_size = cache_dir, max_cache_size
@@ -178,28 +206,11 @@ class StreamingImageDataModule(L.LightningDataModule):
         return len(self.classes)
 
     # datasets and loaders ------------------------------------------------------------------------------------
-    def transform(self, *, training: bool) -> Any:
-        """timm's training (``training=True`` and ``augment``) or evaluation transform for a PIL image."""
-        from timm.data import create_transform
-
-        train = training and self.augment
-        return create_transform(
-            self.img_size,
-            is_training=train,
-            scale=self.scale if train else None,
-            hflip=self.hflip,
-            color_jitter=0.0,
-            auto_augment=self.auto_augment if train else None,
-            re_prob=self.re_prob if train else 0.0,
-            mean=self.mean,
-            std=self.std,
-        )
-
     def _seed(self) -> int:
         return default_seed() if self.seed is None else self.seed
 
     def _dataset(self, input_dir: str, *, training: bool) -> Any:
-        cls = _make_dataset_class()
+        cls = _litdata_classes()[0]
         kwargs: dict[str, Any] = {"max_cache_size": self.max_cache_size}
         if self.cache_dir is not None and "://" in input_dir:
             from litdata.streaming.resolver import Dir
@@ -207,7 +218,7 @@ class StreamingImageDataModule(L.LightningDataModule):
             input_dir = Dir(path=self.cache_dir, url=input_dir)  # type: ignore[assignment]
         return cls(
             input_dir,
-            image_transform=self.transform(training=training),
+            image_transform=self.transforms.train() if training and self.augment else self.transforms.eval(),
             keyed=training and self.augment,
             seed=self._seed(),
             in_chans=self.in_chans,
@@ -229,16 +240,14 @@ class StreamingImageDataModule(L.LightningDataModule):
         Raises:
             RuntimeError: before ``setup``.
         """
-        from litdata import StreamingDataLoader
-
         if self.train_set is None:
             raise RuntimeError("No data for this stage: call `setup()` first.")
-        loader = StreamingDataLoader(
+        loader = _litdata_classes()[1](
             self.train_set,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            drop_last=self.drop_last,
+            drop_last=None,  # the dataset decides: as given, forced on by LitData with several ranks
         )
         if self._pending_loader_state:
             loader.load_state_dict(self._pending_loader_state)
