@@ -38,6 +38,7 @@ DATAMODULES = (
     "VOCDetectionDataModule",
     "CocoDetectionDataModule",
     "InstructionDataModule",
+    "StreamingImageDataModule",
 )
 
 EPILOG = (

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -14,7 +13,7 @@ from torch import nn
 pytest.importorskip("litdata")
 pytest.importorskip("timm")
 
-from lit_early_phase.datamodules import (  # noqa: E402
+from lit_early_phase.datamodules import (
     StreamingImageDataModule,
     find_fashion_mnist,
     read_idx,
@@ -83,12 +82,6 @@ def trainer(tmp_path: Path, **kwargs) -> L.Trainer:
     return L.Trainer(**{**kw, **kwargs})
 
 
-def test_classes_beside_the_shards(shards: Path) -> None:
-    dm = datamodule(shards)
-    assert json.loads((shards / "classes.json").read_text())["classes"] == dm.classes
-    assert dm.num_classes == len({int(v) for v in read_idx(FILES["train_labels"])[:N_IMAGES]})
-
-
 def fingerprints(loader) -> list[list[bytes]]:
     """One epoch of ``loader``: per batch, each image's bytes (distinct for distinct Fashion-MNIST images)."""
     return [[image.numpy().tobytes() for image in x] for x, _ in loader]
@@ -141,7 +134,9 @@ def test_samples_per_epoch_one_rank(shards: Path, drop_last: bool, batches: int,
 
 
 @pytest.mark.parametrize(("batch_size", "batches"), [(8, 3), (7, 4)])
-def test_disjoint_samples_per_rank(shards: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int, batches: int) -> None:
+def test_disjoint_samples_per_rank(
+    shards: Path, monkeypatch: pytest.MonkeyPatch, batch_size: int, batches: int
+) -> None:
     loaders = [rank_loader(shards, monkeypatch, rank, 2, batch_size=batch_size) for rank in (0, 1)]
     seen = [[x for batch in fingerprints(loader) for x in batch] for loader in loaders]
     # every rank the same number of whole batches: floor(floor(60 / 2) / batch_size); the tail is dropped
@@ -227,3 +222,42 @@ def test_who_restores_the_loader(
     exact = module()
     trainer(tmp_path).fit(exact, datamodule=datamodule(shards), ckpt_path=path)  # with the DataModule's state
     assert exact.seen == {k: v for k, v in full.seen.items() if k in exact.seen} and (0, 3) in exact.seen
+
+
+def test_image_classifier_trains_from_shards_through_the_cli(shards: Path, tmp_path: Path) -> None:
+    from lit_early_phase.cli import build_cli
+
+    cli = build_cli(
+        [
+            "fit",
+            "--model=ImageClassifier",
+            "--model.backbone=test_resnet",
+            "--model.mixup_alpha=0.4",
+            "--data=StreamingImageDataModule",
+            f"--data.train_dir={shards}",
+            f"--data.val_dir={shards}",
+            "--data.batch_size=8",
+            "--data.image_size=32",
+            "--data.in_chans=1",
+            "--data.auto_augment=rand-m9-mstd0.5",
+            "--data.re_prob=0.25",
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=1",
+            "--trainer.logger=false",
+            "--trainer.enable_progress_bar=false",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
+    assert cli.trainer.global_step == 2
+    assert cli.model.hparams.num_classes == cli.datamodule.num_classes == 10  # linked from classes.json
+    assert cli.model.hparams.in_chans == 1
+
+
+def test_a_broken_image_fails_while_writing(tmp_path: Path) -> None:
+    from lit_early_phase.datamodules import ImageFileError
+
+    folder = make_image_folder(tmp_path / "folder", n=4)
+    bad = next(folder.iterdir()) / "broken.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises((ImageFileError, RuntimeError), match=r"broken\.png"):
+        write_image_shards(folder, str(tmp_path / "out"))

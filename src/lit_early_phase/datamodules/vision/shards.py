@@ -14,13 +14,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lit_early_phase.datamodules.vision.transforms import load_rgb
+
 #: the file endings read as images (torchvision's ``IMG_EXTENSIONS``)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 #: the file written beside the shards, holding ``{"classes": [...]}``
 CLASSES_FILE = "classes.json"
 
 
-def list_image_folder(src_dir: str | os.PathLike) -> tuple[list[str], list[tuple[int, str, int]]]:
+def _list_image_folder(src_dir: str | os.PathLike) -> tuple[list[str], list[tuple[int, str, int]]]:
     """The classes and samples of an image folder (torchvision's ``ImageFolder`` layout), sorted.
 
     Args:
@@ -52,8 +56,13 @@ def list_image_folder(src_dir: str | os.PathLike) -> tuple[list[str], list[tuple
 
 
 def _encode(sample: tuple[int, str, int]) -> dict[str, Any]:
-    """One sample as stored: the file's bytes as they are (no decoding, no re-encoding), its label and index."""
+    """One sample as stored: the file's bytes as they are (no re-encoding), its label and index.
+
+    The file is decoded once here (:func:`~lit_early_phase.datamodules.load_rgb`), so a non-image or truncated file
+    fails while writing, naming its path, and not in a training run.
+    """
     index, path, label = sample
+    load_rgb(path)
     return {"image": Path(path).read_bytes(), "label": int(label), "index": int(index)}
 
 
@@ -93,7 +102,7 @@ def read_classes(shard_dir: str) -> list[str]:
         raise FileNotFoundError(
             f"No {CLASSES_FILE} in {shard_dir!r}: write the shards with "
             f"`lit_early_phase.datamodules.write_image_shards(src_dir, out_dir)`, which saves the class list beside "
-            f"them, or add {CLASSES_FILE} holding {{\"classes\": [...]}} in label order."
+            f'them, or add {CLASSES_FILE} holding {{"classes": [...]}} in label order.'
         ) from err
 
 
@@ -103,6 +112,7 @@ def write_image_shards(
     *,
     chunk_bytes: str | int = "64MB",
     num_workers: int = 1,
+    shuffle_seed: int | None = 0,
 ) -> list[str]:
     """Convert an image folder (``<src_dir>/<class>/<image>``) into LitData shards, in one call.
 
@@ -117,12 +127,16 @@ def write_image_shards(
         out_dir: where the shards go; must not hold shards already.
         chunk_bytes: target size of one shard (``"64MB"``; litdata's ``chunk_bytes``).
         num_workers: processes that read the files.
+        shuffle_seed: write the samples in an order permuted by this seed (``None``: class by class). LitData
+            shuffles the order of the shards and the samples inside each, so shards written class by class would
+            give batches of mostly one class.
 
     Returns:
         The class names, in label order.
 
     Raises:
         FileNotFoundError: for a missing folder, no class subfolder or an empty class folder.
+        ImageFileError: (from a writer process) for a file that is not a readable image, naming it.
 
     Example:
         >>> write_image_shards("data/train", "shards/train")  # doctest: +SKIP
@@ -130,7 +144,10 @@ def write_image_shards(
     """
     from litdata import optimize
 
-    classes, samples = list_image_folder(src_dir)
+    classes, samples = _list_image_folder(src_dir)
+    if shuffle_seed is not None:
+        order = np.random.default_rng(shuffle_seed).permutation(len(samples))
+        samples = [samples[i] for i in order]
     out = str(out_dir)
     optimize(
         fn=_encode,
