@@ -168,6 +168,18 @@ def test_augmentation_keyed_by_epoch(shards: Path) -> None:
     assert other_seed[0] != first
 
 
+def test_augmentation_does_not_depend_on_workers(shards: Path) -> None:
+    def two_epochs(num_workers: int) -> list[list[bytes]]:
+        dm = datamodule(shards, num_workers=num_workers)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        return [sorted(x.numpy().tobytes() for xb, _ in loader for x in xb) for _ in range(2)]
+
+    in_process = two_epochs(0)
+    assert two_epochs(2) == in_process  # the order differs (LitData splits the shards by worker), the draws do not
+    assert in_process[0] != in_process[1]
+
+
 def test_resume_mid_epoch_through_ckpt_path(shards: Path, tmp_path: Path) -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint
 

@@ -17,73 +17,14 @@ LitData (``litdata.StreamingDataset`` / ``StreamingDataLoader``) reads the shard
 
 from __future__ import annotations
 
-import functools
-import io
 from typing import Any
 
 import lightning as L
-import torch
-from torch import Tensor
 
 from lit_early_phase._validation import check_choice, check_int
 from lit_early_phase.datamodules.loaders import check_batch_size, check_seed, default_seed
 from lit_early_phase.datamodules.vision.shards import read_classes
-from lit_early_phase.datamodules.vision.transforms import ImageTransforms, apply_keyed, load_rgb
-
-
-@functools.cache
-def _litdata_classes() -> tuple[type, type]:
-    """The ``StreamingDataset`` and ``StreamingDataLoader`` subclasses, built on first use.
-
-    Built here so that importing this module does not import litdata (the ``streaming`` extra).
-    """
-    from litdata import StreamingDataLoader, StreamingDataset
-
-    class KeyedImageStream(StreamingDataset):
-        """Shards of ``{"image", "label", "index"}`` -> ``(image tensor, label)``, augmentation keyed per sample.
-
-        ``current_epoch`` is LitData's (1 for the first epoch, set by the loader before the workers start and by
-        ``load_state_dict``): the key uses ``current_epoch - 1``, the epoch as Lightning counts it.
-        """
-
-        def __init__(
-            self, input_dir: Any, *, image_transform: Any, keyed: bool, seed: int, in_chans: int, **kwargs: Any
-        ) -> None:
-            super().__init__(input_dir, seed=seed, **kwargs)
-            self.image_transform, self.keyed, self.key_seed, self.in_chans = image_transform, keyed, seed, in_chans
-
-        def __getitem__(self, index: Any) -> tuple[Tensor, Tensor]:
-            item = super().__getitem__(index)
-            image = load_rgb(io.BytesIO(item["image"]), in_chans=self.in_chans)
-            if self.keyed:
-                epoch = int(self.current_epoch) - 1
-                x = apply_keyed(self.image_transform, image, seed=self.key_seed, epoch=epoch, index=int(item["index"]))
-            else:
-                x = self.image_transform(image)
-            return x, torch.tensor(int(item["label"]))
-
-    class ResumingStreamLoader(StreamingDataLoader):
-        """``StreamingDataLoader`` whose restored position applies to the first epoch after ``load_state_dict`` only.
-
-        LitData keeps its ``restore`` flag until an iteration runs to ``StopIteration``; Lightning stops taking
-        batches after ``len(loader)`` without exhausting the iterator, so the next epoch would replay the restored
-        epoch (same order, same epoch number, hence the same augmentation) instead of starting a new one (the
-        case of LitData issue #770). Here every iteration but the first after a load starts a fresh epoch.
-        """
-
-        _just_loaded = False
-
-        def load_state_dict(self, obj: dict[str, Any]) -> None:
-            super().load_state_dict(obj)
-            self._just_loaded = True
-
-        def __iter__(self) -> Any:
-            if not self._just_loaded:
-                self.restore = False
-            self._just_loaded = False
-            return super().__iter__()
-
-    return KeyedImageStream, ResumingStreamLoader
+from lit_early_phase.datamodules.vision.transforms import ImageTransforms
 
 
 class StreamingImageDataModule(L.LightningDataModule):
@@ -210,7 +151,8 @@ class StreamingImageDataModule(L.LightningDataModule):
         return default_seed() if self.seed is None else self.seed
 
     def _dataset(self, input_dir: str, *, training: bool) -> Any:
-        cls = _litdata_classes()[0]
+        from lit_early_phase.datamodules.vision.litdata_stream import KeyedImageStream as cls
+
         kwargs: dict[str, Any] = {"max_cache_size": self.max_cache_size}
         if self.cache_dir is not None and "://" in input_dir:
             from litdata.streaming.resolver import Dir
@@ -229,6 +171,13 @@ class StreamingImageDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Open the shards (after the process group exists: LitData reads the rank and world size here)."""
+        try:
+            import litdata  # noqa: F401
+        except ImportError as error:
+            raise ModuleNotFoundError(
+                "StreamingImageDataModule reads LitData shards: install litdata "
+                "(`pip install 'lit-early-phase[streaming]'`)."
+            ) from error
         if self.train_set is None:
             self.train_set = self._dataset(self.train_dir, training=True)
         if self.val_dir is not None and self.val_set is None:
@@ -242,7 +191,9 @@ class StreamingImageDataModule(L.LightningDataModule):
         """
         if self.train_set is None:
             raise RuntimeError("No data for this stage: call `setup()` first.")
-        loader = _litdata_classes()[1](
+        from lit_early_phase.datamodules.vision.litdata_stream import ResumingStreamLoader
+
+        loader = ResumingStreamLoader(
             self.train_set,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
