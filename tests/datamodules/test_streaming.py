@@ -168,6 +168,7 @@ def test_augmentation_keyed_by_epoch(shards: Path) -> None:
     assert other_seed[0] != first
 
 
+@pytest.mark.slow  # ~1 min: worker processes started by spawn under pytest
 def test_augmentation_does_not_depend_on_workers(shards: Path) -> None:
     def two_epochs(num_workers: int) -> list[list[bytes]]:
         dm = datamodule(shards, num_workers=num_workers)
@@ -273,3 +274,27 @@ def test_a_broken_image_fails_while_writing(tmp_path: Path) -> None:
     bad.write_bytes(b"not a png")
     with pytest.raises((ImageFileError, RuntimeError), match=r"broken\.png"):
         write_image_shards(folder, str(tmp_path / "out"))
+
+
+class RankRecorder(Recorder):
+    """Writes the fingerprints of the images this rank trained on to ``<out>/rank<r>.json`` (for ``ddp_spawn``)."""
+
+    def __init__(self, out: str) -> None:
+        super().__init__()
+        self.out = out
+
+    def on_train_end(self) -> None:
+        seen = {f"{e},{b}": v for (e, b), v in self.seen.items()}
+        Path(self.out, f"rank{self.global_rank}.json").write_text(json.dumps(seen))
+
+
+def test_disjoint_samples_under_real_ddp_spawn(shards: Path, tmp_path: Path) -> None:
+    module = RankRecorder(str(tmp_path))
+    trainer(tmp_path, strategy="ddp_spawn", devices=2, max_epochs=1).fit(
+        module, datamodule=datamodule(shards, augment=False)
+    )
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert sorted(seen[0]) == sorted(seen[1]) == [f"0,{b}" for b in range(3)]  # 3 batches of 8 on each rank
+    images = [{round(v, 3) for batch in s.values() for v in batch} for s in seen]
+    assert len(images[0]) == len(images[1]) == 24
+    assert not images[0] & images[1]

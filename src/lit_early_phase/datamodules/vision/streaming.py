@@ -6,7 +6,8 @@ LitData (``litdata.StreamingDataset`` / ``StreamingDataLoader``) reads the shard
 ``tests/datamodules/test_streaming.py``:
 
 * under DDP every rank reads its own samples (LitData splits the chunks between ranks and workers); with more
-  than one rank LitData drops the tail so that every rank gets the same number of samples;
+  than one rank LitData drops the tail so that every rank gets the same number of whole batches (validation
+  too);
 * an epoch has ``len(train_dataloader())`` batches; ``drop_last`` drops a rank's last partial batch;
 * a mid-epoch checkpoint resumes exactly through ``trainer.fit(ckpt_path=...)``: the loader's state goes into
   the checkpoint with the DataModule's state and is put back into the loader when ``train_dataloader`` builds
