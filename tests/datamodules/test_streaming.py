@@ -186,18 +186,21 @@ def test_resume_mid_epoch_through_ckpt_path(shards: Path, tmp_path: Path) -> Non
 
     L.seed_everything(0)
     full = Recorder()
-    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
-    trainer(tmp_path, callbacks=[ckpt]).fit(full, datamodule=datamodule(shards))
-    path = tmp_path / "ckpt" / "epoch=0-step=3.ckpt"
-    state = torch.load(path, weights_only=True)  # plain values only
+    mid = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
+    ends = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_top_k=-1, filename="end-{epoch}-{step}")
+    trainer(tmp_path, callbacks=[mid, ends]).fit(full, datamodule=datamodule(shards))
+    state = torch.load(tmp_path / "ckpt" / "epoch=0-step=3.ckpt", weights_only=True)  # plain values only
     assert state["StreamingImageDataModule"]["train_loader"]["num_samples_yielded"] == 3 * 8
+    assert len(full.seen) == 16  # 2 epochs of 8 batches (60 images, batch 8)
 
-    L.seed_everything(0)
-    resumed = Recorder()
-    trainer(tmp_path).fit(resumed, datamodule=datamodule(shards), ckpt_path=path)
-    # the rest of epoch 0 and all of epoch 1: the same images, augmented the same way, in the same batches
-    assert sorted(resumed.seen) == [k for k in sorted(full.seen) if k not in ((0, 0), (0, 1), (0, 2))]
-    assert resumed.seen == {k: v for k, v in full.seen.items() if k in resumed.seen}
+    # mid-epoch in epoch 0 (3 and 6 batches in), at the end of epoch 0, mid-epoch in epoch 1 (1 batch in)
+    for name, done in [("epoch=0-step=3", 3), ("epoch=0-step=6", 6), ("end-epoch=0-step=8", 8), ("epoch=1-step=9", 9)]:
+        L.seed_everything(0)
+        resumed = Recorder()
+        trainer(tmp_path).fit(resumed, datamodule=datamodule(shards), ckpt_path=tmp_path / "ckpt" / f"{name}.ckpt")
+        # the rest: the same images, augmented the same way, in the same batches as the uninterrupted run
+        assert sorted(resumed.seen) == sorted(full.seen)[done:], name
+        assert resumed.seen == {k: v for k, v in full.seen.items() if k in resumed.seen}, name
 
 
 class StepsRecorder(Recorder):
