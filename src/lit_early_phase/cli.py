@@ -33,6 +33,7 @@ MODELS = ("ImageClassifier", "ObjectDetector", "CausalLMFineTune")
 DATAMODULES = (
     "FashionMNISTDataModule",
     "MNIST5kDataModule",
+    "ImageFolderDataModule",
     "UCRDataModule",
     "TreeCrownDataModule",
     "VOCDetectionDataModule",

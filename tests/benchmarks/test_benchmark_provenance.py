@@ -18,6 +18,7 @@ import detection_overhead
 import diagnostics_overhead
 import effect
 import finder_check
+import image_folder_throughput
 import overhead
 import ucr_hlr
 import vit_period
@@ -32,6 +33,7 @@ SCRIPTS = {
     "diagnostics_overhead": diagnostics_overhead,
     "effect": effect,
     "finder_check": finder_check,
+    "image_folder_throughput": image_folder_throughput,
     "overhead": overhead,
     "ucr_hlr": ucr_hlr,
     "vit_period": vit_period,

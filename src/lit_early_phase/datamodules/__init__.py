@@ -1,7 +1,7 @@
 """DataModules on real data that installs offline, by domain over one loader core.
 
 ``loaders`` is the core every DataModule shares (resumable train/val/test loaders, the argument checks); the
-domains are subpackages: ``vision`` (in-memory images, timm transforms for image files), ``series`` (UCR/UEA),
+domains are subpackages: ``vision`` (in-memory images; image folders with timm's transforms), ``series`` (UCR/UEA),
 ``detection`` (boxes, tiling, folders, tree crowns) and ``text`` (instruction data). Every public name imports
 from here.
 """
@@ -20,6 +20,12 @@ from lit_early_phase.datamodules.series.ucr import UCRDataModule
 from lit_early_phase.datamodules.text.instructions import InstructionDataModule
 from lit_early_phase.datamodules.text.records import load_chatterbot, read_jsonl
 from lit_early_phase.datamodules.vision.fashion_mnist import FashionMNISTDataModule, find_fashion_mnist, read_idx
+from lit_early_phase.datamodules.vision.folder import (
+    FolderListing,
+    ImageFileDataset,
+    ImageFolderDataModule,
+    list_image_folder,
+)
 from lit_early_phase.datamodules.vision.images import ImageTensorDataset, InMemoryImageDataModule
 from lit_early_phase.datamodules.vision.mnist5k import MNIST5kDataModule
 from lit_early_phase.datamodules.vision.shards import write_image_shards
@@ -32,7 +38,10 @@ __all__ = [
     "DetectionDataset",
     "FashionMNISTDataModule",
     "FolderDetectionDataModule",
+    "FolderListing",
+    "ImageFileDataset",
     "ImageFileError",
+    "ImageFolderDataModule",
     "ImageTensorDataset",
     "ImageTransforms",
     "InMemoryImageDataModule",
@@ -48,6 +57,7 @@ __all__ = [
     "apply_keyed",
     "detection_collate",
     "find_fashion_mnist",
+    "list_image_folder",
     "load_chatterbot",
     "load_rgb",
     "offline_classification_sets",

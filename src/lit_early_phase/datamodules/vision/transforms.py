@@ -27,7 +27,21 @@ INTERPOLATIONS: tuple[str, ...] = ("bilinear", "bicubic", "nearest", "lanczos", 
 
 
 class ImageFileError(ValueError):
-    """A file that is not a readable image (not an image at all, truncated, or unreadable); the message names it."""
+    """A file that is not a readable image (not an image at all, truncated, or unreadable); the message names it.
+
+    Raised in a DataLoader worker, torch re-raises it in the main process as ``ImageFileError(text)`` with the
+    worker's whole traceback as the text; this class keeps only the original message (and says it came from a
+    worker), so a bad file met during training reads the same as one found before it.
+
+    Args:
+        message: what was wrong, naming the file and what to do.
+    """
+
+    def __init__(self, message: str) -> None:
+        marker = f"{type(self).__name__}: "
+        if message.startswith(f"Caught {type(self).__name__} in DataLoader worker") and marker in message:
+            message = message.rsplit(marker, 1)[1].strip() + " (met in a DataLoader worker)"
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
