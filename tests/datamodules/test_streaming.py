@@ -269,6 +269,19 @@ def test_image_classifier_trains_from_shards_through_the_cli(shards: Path, tmp_p
     assert cli.model.hparams.in_chans == 1
 
 
+def test_train_and_val_folders_give_two_splits_labelled_alike(tmp_path: Path) -> None:
+    make_image_folder(tmp_path / "data" / "train", n=20)
+    make_image_folder(tmp_path / "data" / "val", n=6)
+    classes = write_image_shards(tmp_path / "data", str(tmp_path / "shards"))
+    for split in ("train", "val"):
+        assert json.loads((tmp_path / "shards" / split / "classes.json").read_text())["classes"] == classes
+    dm = datamodule(tmp_path / "shards" / "train", val_dir=str(tmp_path / "shards" / "val"))
+    dm.setup("fit")
+    labels = sorted(int(y) for _, yb in dm.val_dataloader() for y in yb)
+    names = sorted(f"class_{v}" for v in read_idx(FILES["train_labels"])[:6])
+    assert [classes[i] for i in labels] == names  # val images carry the training classes' labels
+
+
 def test_a_broken_image_fails_while_writing(tmp_path: Path) -> None:
     from lit_early_phase.datamodules import ImageFileError
 

@@ -1,9 +1,10 @@
 """Image folder -> LitData shards: :func:`write_image_shards` (and ``python -m`` this module).
 
 Each sample is stored as ``{"image": <the file's encoded bytes>, "label": int, "index": int}`` by
-``litdata.optimize``; ``index`` is the sample's position in the folder's sorted listing, the identity that keyed
-augmentation is seeded by. The class names go beside the shards in ``classes.json`` so that a reader knows
-``num_classes`` and ``classes`` without reading any sample.
+``litdata.optimize``; ``index`` is the sample's position in the split's sorted listing
+(:func:`~lit_early_phase.datamodules.list_image_folder`), the identity that keyed augmentation is seeded by.
+The class names go beside the shards in ``classes.json`` so that a reader knows ``num_classes`` and ``classes``
+without reading any sample.
 """
 
 from __future__ import annotations
@@ -16,43 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from lit_early_phase.datamodules.vision.folder import list_image_folder
 from lit_early_phase.datamodules.vision.transforms import load_rgb
 
-#: the file endings read as images (torchvision's ``IMG_EXTENSIONS``)
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 #: the file written beside the shards, holding ``{"classes": [...]}``
 CLASSES_FILE = "classes.json"
-
-
-def _list_image_folder(src_dir: str | os.PathLike) -> tuple[list[str], list[tuple[int, str, int]]]:
-    """The classes and samples of an image folder (torchvision's ``ImageFolder`` layout), sorted.
-
-    Args:
-        src_dir: a folder with one subfolder of images per class.
-
-    Returns:
-        ``(classes, samples)``: class names sorted, and ``(index, path, label)`` per image, sorted by class then
-        file name.
-
-    Raises:
-        FileNotFoundError: when ``src_dir`` is not a folder, has no class subfolder, or a class has no image.
-    """
-    root = Path(src_dir).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"`src_dir` {str(root)!r} is not a folder: give a folder with one subfolder per class.")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise FileNotFoundError(f"{str(root)!r} has no class subfolder: put each class's images in <root>/<class>/.")
-    samples: list[tuple[int, str, int]] = []
-    for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not files:
-            raise FileNotFoundError(
-                f"The class folder {str(root / name)!r} holds no image ({', '.join(IMAGE_EXTENSIONS)}): add images "
-                f"or remove the folder."
-            )
-        samples += [(len(samples) + i, str(f), label) for i, f in enumerate(files)]
-    return classes, samples
 
 
 def _encode(sample: tuple[int, str, int]) -> dict[str, Any]:
@@ -106,6 +75,25 @@ def read_classes(shard_dir: str) -> list[str]:
         ) from err
 
 
+def _write_split(
+    samples: list[tuple[str, int]], out: str, *, chunk_bytes: str | int, num_workers: int, seed: int | None
+) -> None:
+    from litdata import optimize
+
+    indexed = [(i, path, label) for i, (path, label) in enumerate(samples)]
+    if seed is not None:
+        indexed = [indexed[i] for i in np.random.default_rng(seed).permutation(len(indexed))]
+    optimize(
+        fn=_encode,
+        inputs=indexed,
+        output_dir=out,
+        chunk_bytes=chunk_bytes,
+        num_workers=num_workers,
+        reorder_files=False,
+        verbose=False,
+    )
+
+
 def write_image_shards(
     src_dir: str | os.PathLike,
     out_dir: str,
@@ -114,16 +102,19 @@ def write_image_shards(
     num_workers: int = 1,
     shuffle_seed: int | None = 0,
 ) -> list[str]:
-    """Convert an image folder (``<src_dir>/<class>/<image>``) into LitData shards, in one call.
+    """Convert an image folder into LitData shards, in one call.
 
-    The files' encoded bytes are stored as they are (a JPEG stays a JPEG), with the label and the sample's index;
-    the class list is saved beside the shards (``classes.json``), so
+    The folder is read as :class:`~lit_early_phase.datamodules.ImageFolderDataModule` reads it
+    (:func:`~lit_early_phase.datamodules.list_image_folder`, with its checks): ``src_dir/<class>/<image>`` gives
+    shards in ``out_dir``; ``src_dir/train/<class>/...`` with ``val/`` (and ``test/``) gives ``out_dir/train``,
+    ``out_dir/val`` (and ``out_dir/test``), every split labelled by the training classes. The files' encoded
+    bytes are stored as they are (a JPEG stays a JPEG), with the label and the sample's index; the class list is
+    saved beside each split's shards (``classes.json``), so
     :class:`~lit_early_phase.datamodules.StreamingImageDataModule` knows ``num_classes`` without reading data.
     ``out_dir`` may be a local folder or an object-store URL that ``litdata.optimize`` writes to (``s3://...``).
 
     Args:
-        src_dir: the image folder, one subfolder per class (class names sorted give the labels, as in
-            torchvision's ``ImageFolder``).
+        src_dir: the image folder (either layout).
         out_dir: where the shards go; must not hold shards already.
         chunk_bytes: target size of one shard (``"64MB"``; litdata's ``chunk_bytes``).
         num_workers: processes that read the files.
@@ -135,31 +126,26 @@ def write_image_shards(
         The class names, in label order.
 
     Raises:
-        FileNotFoundError: for a missing folder, no class subfolder or an empty class folder.
+        FileNotFoundError: for a missing folder.
+        ValueError: for no class folder, an empty class folder or a ``val/`` class missing in ``train/``.
         ImageFileError: (from a writer process) for a file that is not a readable image, naming it.
 
     Example:
-        >>> write_image_shards("data/train", "shards/train")  # doctest: +SKIP
+        >>> write_image_shards("data", "shards")  # data/train, data/val -> shards/train, shards/val  # doctest: +SKIP
         ['cat', 'dog']
     """
-    from litdata import optimize
-
-    classes, samples = _list_image_folder(src_dir)
-    if shuffle_seed is not None:
-        order = np.random.default_rng(shuffle_seed).permutation(len(samples))
-        samples = [samples[i] for i in order]
-    out = str(out_dir)
-    optimize(
-        fn=_encode,
-        inputs=samples,
-        output_dir=out,
-        chunk_bytes=chunk_bytes,
-        num_workers=num_workers,
-        reorder_files=False,
-        verbose=False,
-    )
-    write_classes(out, classes)
-    return classes
+    listing = list_image_folder(src_dir)
+    out = str(out_dir).rstrip("/")
+    splits = {"train": listing.train, "val": listing.val, "test": listing.test}
+    if listing.val is None and listing.test is None and not Path(src_dir, "train").is_dir():
+        splits = {"": listing.train}  # one folder: its shards go straight into out_dir
+    for split, samples in splits.items():
+        if not samples:  # no such split, or an empty one
+            continue
+        target = f"{out}/{split}" if split else out
+        _write_split(samples, target, chunk_bytes=chunk_bytes, num_workers=num_workers, seed=shuffle_seed)
+        write_classes(target, list(listing.classes))
+    return list(listing.classes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         0 on success.
     """
     parser = argparse.ArgumentParser(description=write_image_shards.__doc__.splitlines()[0])  # type: ignore[union-attr]
-    parser.add_argument("src_dir", help="image folder, one subfolder per class")
+    parser.add_argument("src_dir", help="image folder: <class>/<image>, or train/ (val/, test/) of those")
     parser.add_argument("out_dir", help="folder or URL (s3://...) for the shards")
     parser.add_argument("--chunk-bytes", default="64MB", help="target shard size (default: 64MB)")
     parser.add_argument("--num-workers", type=int, default=1, help="processes reading the files (default: 1)")
