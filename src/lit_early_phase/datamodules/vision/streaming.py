@@ -36,9 +36,10 @@ class StreamingImageDataModule(L.LightningDataModule):
     ``cache_dir``. ``num_classes`` and ``classes`` come from the ``classes.json`` beside the shards (the CLI
     links ``num_classes`` and ``in_chans`` to the model).
 
-    Transforms are the image-folder DataModule's (:class:`~lit_early_phase.datamodules.ImageTransforms`, timm's
-    ``create_transform``, with the same arguments): random-resized crop, flip, an optional auto-augment policy
-    (``"rand-m9-mstd0.5"``), random erasing, normalisation; evaluation resizes and centre-crops. Each training
+    Transforms are :class:`~lit_early_phase.datamodules.ImageFolderDataModule`'s (the same arguments:
+    :class:`~lit_early_phase.datamodules.ImageTransforms`, timm's ``create_transform``): random-resized crop,
+    flip, an optional auto-augment policy (``"rand-m9-mstd0.5"``), random erasing, normalisation; evaluation
+    resizes and centre-crops. Each training
     image's augmentation draws from ``(seed, epoch, index)`` (:func:`~lit_early_phase.datamodules.apply_keyed`;
     ``index`` is the sample's place in the image folder, stored in the shard), so a run resumed mid-epoch sees
     the same images, augmented the same way, as the uninterrupted run, and every epoch draws anew.
@@ -128,7 +129,7 @@ class StreamingImageDataModule(L.LightningDataModule):
         self.augment, self.shuffle, self.drop_last = augment, shuffle, drop_last
         self.num_workers, self.pin_memory, self.seed = num_workers, pin_memory, seed
         self.cache_dir, self.max_cache_size = cache_dir, max_cache_size
-        self._classes: list[str] | None = None
+        self._classes: tuple[str, ...] | None = None
         self.train_set: Any = None
         self.val_set: Any = None
         self._train_loader: Any = None
@@ -136,10 +137,10 @@ class StreamingImageDataModule(L.LightningDataModule):
 
     # what the CLI links --------------------------------------------------------------------------------------
     @property
-    def classes(self) -> list[str]:
+    def classes(self) -> tuple[str, ...]:
         """The class names, from ``classes.json`` beside the training shards (read once)."""
         if self._classes is None:
-            self._classes = read_classes(self.train_dir)
+            self._classes = tuple(read_classes(self.train_dir))
         return self._classes
 
     @property
