@@ -39,6 +39,7 @@ DATAMODULES = (
     "VOCDetectionDataModule",
     "CocoDetectionDataModule",
     "InstructionDataModule",
+    "StreamingImageDataModule",
 )
 
 EPILOG = (

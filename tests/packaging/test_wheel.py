@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "lit_early_phase"
 RECIPES = sorted(p.name for p in (PACKAGE / "recipes").glob("*.yaml"))
 #: the optional dependencies (extras): none of them may be needed to import the package and train a mixin module
-OPTIONAL = ("timm", "torchvision", "transformers", "peft", "aeon", "wandb")
+OPTIONAL = ("timm", "torchvision", "transformers", "peft", "aeon", "wandb", "litdata")
 BUILD_SECONDS = 60
 
 # Run in the fresh interpreter: block the optional packages, then list and resolve the recipes and fit a user's

@@ -28,6 +28,8 @@ from lit_early_phase.datamodules.vision.folder import (
 )
 from lit_early_phase.datamodules.vision.images import ImageTensorDataset, InMemoryImageDataModule
 from lit_early_phase.datamodules.vision.mnist5k import MNIST5kDataModule
+from lit_early_phase.datamodules.vision.shards import write_image_shards
+from lit_early_phase.datamodules.vision.streaming import StreamingImageDataModule
 from lit_early_phase.datamodules.vision.transforms import ImageFileError, ImageTransforms, apply_keyed, load_rgb
 
 __all__ = [
@@ -48,6 +50,7 @@ __all__ = [
     "ResumableLoader",
     "ResumableSampler",
     "SampleKey",
+    "StreamingImageDataModule",
     "TreeCrownDataModule",
     "UCRDataModule",
     "VOCDetectionDataModule",
@@ -60,4 +63,5 @@ __all__ = [
     "offline_classification_sets",
     "read_idx",
     "read_jsonl",
+    "write_image_shards",
 ]
