@@ -116,6 +116,25 @@ def first_crossing(per_rank_rows, *, window, threshold, every=1):
     return None
 
 
+def make_image_folder(root: Path, n: int) -> Path:
+    """The first ``n`` Fashion-MNIST training images as PNGs in ``root/class_<label>/<i>.png`` (an image folder).
+
+    Needs the Debian package dataset-fashion-mnist (``find_fashion_mnist``); callers skip without it.
+    """
+    from PIL import Image
+
+    from lit_early_phase.datamodules import find_fashion_mnist, read_idx
+
+    files = find_fashion_mnist()
+    assert files is not None, "needs Fashion-MNIST (Debian package dataset-fashion-mnist): skip before calling"
+    images, labels = read_idx(files["train_images"])[:n], read_idx(files["train_labels"])[:n]
+    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:04d}.png")
+    return root
+
+
 def read_metrics(log_dir: Path) -> list[dict[str, str]]:
     files = sorted(Path(log_dir).rglob("metrics.csv"))
     assert files, f"no metrics.csv under {log_dir}"

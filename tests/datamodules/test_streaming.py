@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import make_image_folder
 from torch import nn
 
 pytest.importorskip("litdata")
@@ -26,22 +27,10 @@ pytestmark = pytest.mark.skipif(FILES is None, reason="needs Fashion-MNIST (Debi
 N_IMAGES = 60
 
 
-def make_image_folder(root: Path, n: int = N_IMAGES) -> Path:
-    """``n`` Fashion-MNIST training images as PNGs in ``root/<class name>/``."""
-    from PIL import Image
-
-    images, labels = read_idx(FILES["train_images"])[:n], read_idx(FILES["train_labels"])[:n]
-    for i, (image, label) in enumerate(zip(images, labels, strict=True)):
-        folder = root / f"class_{label}"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{i:04d}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("streaming")
-    folder = make_image_folder(root / "folder")
+    folder = make_image_folder(root / "folder", N_IMAGES)
     classes = write_image_shards(folder, str(root / "shards"), chunk_bytes="4KB")
     assert classes == sorted(p.name for p in folder.iterdir())
     return root / "shards"
