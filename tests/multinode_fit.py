@@ -10,7 +10,12 @@ metric boundary, on data of its own (no ``DistributedSampler``): node 0 easy ima
 the label), node 1 blank images with random labels (chance, whatever the model learns). Each rank writes its
 per-step ``(global_step, correct, total)`` counts and where its callback ended the period to ``<out>/node<r>.json``.
 
-Usage: ``python tests/multinode_fit.py OUT_DIR`` (with the environment above).
+With ``SHARDS_DIR``, both nodes instead train one epoch from the same LitData shards through
+``StreamingImageDataModule`` (LitData splits the samples between the ranks), and each node also writes the shard
+sample indices (``"index"``, the image's place in the folder) of every step and what LitData detected
+(``_DistributedEnv.detect()``, run in ``setup``, after Lightning joined the process group).
+
+Usage: ``python tests/multinode_fit.py OUT_DIR [SHARDS_DIR]`` (with the environment above).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import sys
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from unittest import mock
 
 import lightning as L
 import torch
@@ -32,6 +38,9 @@ from lit_early_phase import EnlightenmentCallback, ImageClassifier
 
 #: running-accuracy threshold, window and steps: node 0 alone crosses it early, node 1 alone never
 THRESHOLD, WINDOW, STEPS, BATCH = 0.45, 2, 16, 16
+#: the streaming case: threshold of the running accuracy on Fashion-MNIST; one epoch of STEPS batches of BATCH per
+#: node needs 2 * STEPS * BATCH images (LitData drops the tail below that, so up to 2 * BATCH - 1 more are fine)
+STREAM_THRESHOLD = 0.45
 
 
 def node_data(node_rank: int, *, n: int = STEPS * BATCH, seed: int = 0) -> DataLoader:
@@ -48,16 +57,52 @@ def node_data(node_rank: int, *, n: int = STEPS * BATCH, seed: int = 0) -> DataL
     return DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=False)
 
 
+def streaming_datamodule(shards: str) -> L.LightningDataModule:
+    """The shared shards, unaugmented 28 x 28 grayscale, ``BATCH`` images a batch; no ``DistributedSampler``."""
+    from lit_early_phase.datamodules import StreamingImageDataModule
+
+    kw = {"image_size": 28, "in_chans": 1, "mean": (0.5,), "std": (0.5,), "interpolation": "bilinear"}
+    return StreamingImageDataModule(shards, batch_size=BATCH, augment=False, seed=0, **kw)
+
+
+def index_tap() -> tuple[type, list[int]]:
+    """A ``KeyedImageStream`` that also notes the ``"index"`` of every sample it reads, and the list it notes into.
+
+    The tap sits between ``KeyedImageStream`` and LitData's ``StreamingDataset`` in the MRO, so the sample is read
+    and decoded exactly as the DataModule reads it. With ``num_workers=0`` the samples are read in the main process,
+    batch after batch, in the order the loader yields them.
+    """
+    from litdata import StreamingDataset
+
+    from lit_early_phase.datamodules.vision.litdata_stream import KeyedImageStream
+
+    seen: list[int] = []
+
+    class Tap(StreamingDataset):
+        def __getitem__(self, index):
+            item = super().__getitem__(index)
+            seen.append(int(item["index"]))
+            return item
+
+    class IndexedImageStream(KeyedImageStream, Tap):
+        pass
+
+    return IndexedImageStream, seen
+
+
 class CountsReport(Callback):
     """Each rank writes the (global_step, correct, total) of every batch and where its callback ended the period."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, indices: list[int] | None = None) -> None:
         self.out_dir = out_dir
         self.rows: list[tuple[int, int, int]] = []
+        self.labels: list[list[int]] = []
+        self.indices = indices
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         rec = pl_module.enlightenment_record
         self.rows.append((trainer.global_step, int(rec.correct), int(rec.total)))
+        self.labels.append(batch[1].tolist())
 
     def on_fit_end(self, trainer, pl_module):
         cb = next(c for c in trainer.callbacks if isinstance(c, EnlightenmentCallback))
@@ -71,24 +116,38 @@ class CountsReport(Callback):
             "world_size": trainer.world_size,
             "environment": type(trainer.strategy.cluster_environment).__name__,
             "backend": trainer.strategy._process_group_backend,
+            "labels": self.labels,
         }
+        if self.indices is not None:  # the streaming case
+            train_set = trainer.datamodule.train_set
+            env = train_set.distributed_env
+            sizes = [len(labels) for labels in self.labels]
+            # the loader may have read one batch ahead (Lightning prefetches): keep the batches that were trained on
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            report["indices"] = [self.indices[a : a + n] for a, n in zip(starts, sizes, strict=True)]
+            report["litdata_env"] = [env.world_size, env.global_rank, env.num_nodes]
+            report["litdata_len"] = len(train_set)
+            report["loader_len"] = len(trainer.train_dataloader)
         (self.out_dir / f"node{trainer.node_rank}.json").write_text(json.dumps(report))
 
 
-def main(out_dir: Path) -> None:
+def main(out_dir: Path, shards: str | None = None) -> None:
     node_rank = int(os.environ["NODE_RANK"])
     L.seed_everything(0, verbose=False)  # the same initial weights on both nodes (DDP broadcasts rank 0's anyway)
     model = ImageClassifier("test_resnet", num_classes=10, in_chans=1, optimizer=partial(torch.optim.AdamW, lr=0.01))
-    cb = EnlightenmentCallback(threshold=THRESHOLD, window=WINDOW, check_every_n_steps=1, max_duration=None)
+    threshold = THRESHOLD if shards is None else STREAM_THRESHOLD
+    cb = EnlightenmentCallback(threshold=threshold, window=WINDOW, check_every_n_steps=1, max_duration=None)
+    stream, indices = (None, None) if shards is None else index_tap()
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
         num_nodes=2,
         # a peer that dies makes the other fail within a minute instead of waiting forever in a collective
         strategy=DDPStrategy(process_group_backend="gloo", timeout=timedelta(seconds=60)),
-        use_distributed_sampler=False,  # each node keeps its own (skewed) data
-        max_steps=STEPS,
-        callbacks=[cb, CountsReport(out_dir)],
+        use_distributed_sampler=False,  # each node keeps its own data (LitData splits the shards itself)
+        max_steps=STEPS if shards is None else -1,
+        max_epochs=1,  # the streaming case: one epoch, all of this rank's share
+        callbacks=[cb, CountsReport(out_dir, indices)],
         default_root_dir=out_dir,
         logger=False,
         enable_checkpointing=False,
@@ -96,8 +155,13 @@ def main(out_dir: Path) -> None:
         enable_model_summary=False,
         num_sanity_val_steps=0,
     )
-    trainer.fit(model, node_data(node_rank))
+    if shards is None:
+        trainer.fit(model, node_data(node_rank))
+        return
+    # the DataModule builds its dataset from litdata_stream.KeyedImageStream when it opens the shards
+    with mock.patch("lit_early_phase.datamodules.vision.litdata_stream.KeyedImageStream", stream):
+        trainer.fit(model, datamodule=streaming_datamodule(shards))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)
