@@ -330,8 +330,11 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
                 )
             return None
         # Manifold Mixup hooks a block of the backbone, so it forwards through `self.model` (what `forward` does)
-        forward = self.model if self.manifold_blocks else self
-        step = self.classification_step(x, y, forward, manifold_blocks=self.manifold_blocks)
+        # (the keyword only then: a subclass overriding `classification_step(inputs, labels, forward)` keeps working)
+        if self.manifold_blocks:
+            step = self.classification_step(x, y, self.model, manifold_blocks=self.manifold_blocks)
+        else:
+            step = self.classification_step(x, y, self)
         self.train_acc(step.logits.detach(), step.mix.dominant)
         self.log("train/loss", step.loss, prog_bar=True)
         self.log("train/acc", self.train_acc, on_step=True, on_epoch=True)
