@@ -33,3 +33,36 @@ def should_write_logs(trainer: Any) -> bool:
     ``test_should_write_logs_follows_log_every_n_steps``.
     """
     return bool(trainer.loggers) and (trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run))
+
+
+_GLOO_EXIT_REGISTERED = False
+
+
+def destroy_gloo_group_at_exit() -> bool:
+    """Destroy a Gloo process group at interpreter exit, as Lightning already does for NCCL.
+
+    Lightning registers ``torch.distributed.destroy_process_group`` with ``atexit`` for NCCL only
+    (``lightning.fabric.utilities.distributed._init_dist_connection``). Without it, Gloo's worker threads can abort
+    the finalization of a ``ddp_spawn`` child on the CPU ("terminate called without an active exception",
+    SIGABRT after ``fit`` has finished; torch PR 179291 describes the cause). Registered once per process, only
+    while a Gloo group is initialized. Test: ``test_a_gloo_group_is_destroyed_at_exit``.
+
+    Returns:
+        Whether the handler was registered by this call.
+    """
+    global _GLOO_EXIT_REGISTERED
+    import torch.distributed as dist
+
+    if _GLOO_EXIT_REGISTERED or not (dist.is_available() and dist.is_initialized()):
+        return False
+    if dist.get_backend() != "gloo":
+        return False
+    import atexit
+
+    def destroy() -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+    atexit.register(destroy)
+    _GLOO_EXIT_REGISTERED = True
+    return True

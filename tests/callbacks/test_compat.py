@@ -84,3 +84,24 @@ def test_should_write_logs_follows_log_every_n_steps(tmp_path):
     )
     trainer.fit(ScriptedModule(), random_loader(n=64, batch_size=8))
     assert [i for i, w in enumerate(probe.writes) if w] == [2, 5]  # batches 3 and 6 of 8
+
+
+def test_a_gloo_group_is_destroyed_at_exit(tmp_path, monkeypatch):
+    import atexit
+
+    import torch.distributed as dist
+
+    handlers = []
+    monkeypatch.setattr(atexit, "register", handlers.append)
+    monkeypatch.setattr(_compat, "_GLOO_EXIT_REGISTERED", False)
+    assert _compat.destroy_gloo_group_at_exit() is False and handlers == []  # no group: nothing to destroy
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        assert _compat.destroy_gloo_group_at_exit() is True
+        assert _compat.destroy_gloo_group_at_exit() is False  # once per process
+        assert len(handlers) == 1
+        handlers[0]()  # what atexit runs
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -19,6 +19,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from typing_extensions import override
 
+from lit_early_phase import _compat
 from lit_early_phase._validation import check_choice, check_int, check_number
 from lit_early_phase.callbacks import messages
 from lit_early_phase.callbacks.applied_logging import log_applied, log_boundary
@@ -248,6 +249,7 @@ class EnlightenmentCallback(Callback):
             raise messages.second_callback([self, *others], type(pl_module).__name__)
         self.strategy = resolve_strategy(self.strategy_arg, pl_module)
         self.strategy.check(pl_module)
+        _compat.destroy_gloo_group_at_exit()  # a ddp_spawn child on the CPU may otherwise abort at exit
         self.report.attach_progress_bar(trainer)
         k = self.num_classes or getattr(pl_module, "enlightenment_num_classes", None)
         self._chance = None if k is None else 1.0 / k

@@ -330,7 +330,7 @@ class ImageClassifier(GlobalRNGCheckpointMixin, EnlightenmentMixin, L.LightningM
                 )
             return None
         # Manifold Mixup hooks a block of the backbone, so it forwards through `self.model` (what `forward` does)
-        # (the keyword only then: a subclass overriding `classification_step(inputs, labels, forward)` keeps working)
+        # (the keyword only then: a subclass that overrides `classification_step(inputs, labels, forward)` still runs)
         if self.manifold_blocks:
             step = self.classification_step(x, y, self.model, manifold_blocks=self.manifold_blocks)
         else:
