@@ -136,3 +136,14 @@ def test_an_unknown_name_is_a_usage_error_not_a_traceback(command, capsys):
     err = capsys.readouterr().err
     assert "error: --config 'no_such_recipe': no such file, and no packaged recipe of that name" in err
     assert "demo_fashion_mnist" in err and "Traceback" not in err
+
+
+def test_the_list_piped_into_a_reader_that_leaves_early_ends_quietly():
+    # `lit-early-phase recipes | head -1`: the reader closes the pipe; no BrokenPipeError traceback, exit 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lit_early_phase", "recipes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    proc.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err

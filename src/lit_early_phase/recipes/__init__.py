@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -187,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             width = max(map(len, names()))
             for name in names():
                 print(f"{name:<{width}}  {description(name)}")
+        sys.stdout.flush()
     except ValueError as error:
         parser.error(str(error))
+    except BrokenPipeError:
+        # the reader left early (`lit-early-phase recipes | head`): as a Unix tool, stop quietly (Python's docs'
+        # pattern: point stdout at devnull so the interpreter's final flush does not raise again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
