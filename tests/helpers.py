@@ -11,20 +11,13 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from lit_early_phase import _compat
 from lit_early_phase.modules import EnlightenmentMixin
 
-
-def _destroy_process_group_at_exit() -> None:
-    """A ``ddp_spawn`` child imports this module (to unpickle the tests' modules and callbacks); a Gloo group still
-    alive at its interpreter exit can abort it with SIGABRT after ``fit`` has finished (see
-    ``lit_early_phase._compat.destroy_gloo_group_at_exit``, which covers runs with ``EnlightenmentCallback``)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-atexit.register(_destroy_process_group_at_exit)
+# A ddp_spawn child imports this module (to unpickle the tests' modules and callbacks); a Gloo group still alive at
+# its interpreter exit can abort it with SIGABRT after fit. EnlightenmentCallback registers the same handler
+# (_compat.destroy_gloo_group_at_exit); this covers the spawned tests without the callback.
+atexit.register(_compat.destroy_process_group)
 
 
 def trainer_kwargs(tmp_path: Path, **overrides) -> dict:

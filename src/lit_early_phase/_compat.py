@@ -59,10 +59,14 @@ def destroy_gloo_group_at_exit() -> bool:
         return False
     import atexit
 
-    def destroy() -> None:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-    atexit.register(destroy)
+    atexit.register(destroy_process_group)
     _GLOO_EXIT_REGISTERED = True
     return True
+
+
+def destroy_process_group() -> None:
+    """``torch.distributed.destroy_process_group()`` if a group is still initialized (the handler at exit)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
