@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
 # The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
-# _common.py is left out: its statistics and report code do not change a measurement (and the saved tables are
-# regenerated from the JSON by test_benchmark_provenance); its quiet_trainer only turns off logging and checkpoints.
+# _common.py is left out: its statistics and reports change no measurement (test_benchmark_provenance regenerates
+# the tables); its quiet_trainer sets the step budget and turns output off. List it if it starts shaping training.
 MEASURES = (
     "src/lit_early_phase/callbacks",
     "src/lit_early_phase/strategies",
