@@ -23,6 +23,23 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
+# _common.py is left out: its statistics and reports change no measurement (test_benchmark_provenance regenerates
+# the tables); its quiet_trainer sets the step budget and turns output off. List it if it starts shaping training.
+MEASURES = (
+    "src/lit_early_phase/modules/detector.py",
+    "src/lit_early_phase/modules/detection_losses.py",
+    "src/lit_early_phase/modules/detection_models.py",
+    "src/lit_early_phase/modules/factories.py",
+    "src/lit_early_phase/modules/mixin.py",
+    "src/lit_early_phase/modules/rng.py",
+    "src/lit_early_phase/modules/manifold.py",
+    "src/lit_early_phase/functional",
+    "src/lit_early_phase/datamodules/detection",
+    "src/lit_early_phase/datamodules/loaders.py",
+    "benchmarks/detection_overhead.py",
+)
+
 STEM = C.ROOT / "benchmarks" / "results" / "detection_overhead"
 
 

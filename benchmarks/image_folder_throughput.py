@@ -30,6 +30,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
+# _common.py is left out: its statistics and reports change no measurement (test_benchmark_provenance regenerates
+# the tables); its quiet_trainer sets the step budget and turns output off. List it if it starts shaping training.
+MEASURES = (
+    "src/lit_early_phase/datamodules/vision/folder.py",
+    "src/lit_early_phase/datamodules/vision/transforms.py",
+    "src/lit_early_phase/datamodules/loaders.py",
+    "benchmarks/image_folder_throughput.py",
+)
+
 STEM = C.ROOT / "benchmarks" / "results" / "image_folder_throughput"
 GOAL = 0.95
 

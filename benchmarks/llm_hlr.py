@@ -38,6 +38,25 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
+# _common.py is left out: its statistics and reports change no measurement (test_benchmark_provenance regenerates
+# the tables); its quiet_trainer sets the step budget and turns output off. List it if it starts shaping training.
+MEASURES = (
+    "src/lit_early_phase/callbacks",
+    "src/lit_early_phase/strategies",
+    "src/lit_early_phase/knobs.py",
+    "src/lit_early_phase/keys.py",
+    "src/lit_early_phase/modules/causal_lm.py",
+    "src/lit_early_phase/modules/mixin.py",
+    "src/lit_early_phase/modules/rng.py",
+    "src/lit_early_phase/functional",
+    "src/lit_early_phase/hf",
+    "src/lit_early_phase/datamodules/text",
+    "src/lit_early_phase/datamodules/loaders.py",
+    "src/lit_early_phase/recipes/smollm2_lora_hlr.yaml",
+    "benchmarks/llm_hlr.py",
+)
+
 RECIPE = "smollm2_lora_hlr"  # a packaged recipe, by name
 ARMS = ("baseline", "hlr_metric", "hlr_fixed")
 WINDOW, CHECK_EVERY, THRESHOLD = 20, 10, 0.5  # EnlightenmentCallback defaults, replayed for every arm

@@ -32,6 +32,26 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
+# _common.py is left out: its statistics and reports change no measurement (test_benchmark_provenance regenerates
+# the tables); its quiet_trainer sets the step budget and turns output off. List it if it starts shaping training.
+MEASURES = (
+    "src/lit_early_phase/callbacks",
+    "src/lit_early_phase/strategies",
+    "src/lit_early_phase/knobs.py",
+    "src/lit_early_phase/keys.py",
+    "src/lit_early_phase/modules/classifier.py",
+    "src/lit_early_phase/modules/mixin.py",
+    "src/lit_early_phase/modules/rng.py",
+    "src/lit_early_phase/modules/factories.py",
+    "src/lit_early_phase/modules/manifold.py",
+    "src/lit_early_phase/backbones",
+    "src/lit_early_phase/functional",
+    "src/lit_early_phase/datamodules/series",
+    "src/lit_early_phase/datamodules/loaders.py",
+    "benchmarks/ucr_hlr.py",
+)
+
 ARMS = ("baseline", "hlr_metric", "hlr_fixed")
 QUICK_SETS = ("GunPoint", "BasicMotions")
 CONFIG: dict[str, Any] = {
