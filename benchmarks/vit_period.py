@@ -195,7 +195,7 @@ def markdown(result: dict[str, Any]) -> str:
     arms = h["arms"]
     lines = [
         "# A long period: Mixup Pause of several lengths vs always-Mixup, small ViT on Fashion-MNIST "
-        f"({h['mode']} run)",
+        f"({h['mode']} run, exploratory)",
         "",
         *C.header_markdown(h),
         f"- Model timm `{CONFIG['backbone']}` with {VIT} (0.21 M parameters), from scratch, batch "
@@ -217,7 +217,7 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [E._cell(row["arms"][a]) for a in arms]
         lines.append(f"| {row['size']:,} | {epochs} | " + " | ".join(cells) + " |")
     others = [a for a in arms if a != REFERENCE]
-    lines += E.difference_table(per_size, others, LABELS, REFERENCE)
+    lines += E.difference_table(per_size, others, LABELS, REFERENCE, result["runs"], len(h["seeds"]))
     lines += [
         "",
         "Where the period ended: optimizer step, median [min-max] over seeds, share of the run, what ended it "
