@@ -163,9 +163,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{h['run']['every_n_steps']} steps, {len(h['seeds'])} seed(s) per setting; the rule of "
         "`lit_early_phase.finder.rule` (docs/diagnostics.md). Outcomes read from the sweeps' saved results "
         "(commit of each named in its file). In-sample: the thresholds were set from these sweeps.",
-        "- Exploratory. A pause gain counts when it is resolved after Holm over its sweep's comparisons (adjusted p < 0.05; the "
-        "Holm interval is shown beside the raw 95 % one); the raw column lists the arms whose raw interval lies "
-        "above 0.",
+        "- Exploratory. A pause gain counts when it is resolved after Holm over its sweep's comparisons (adjusted "
+        "p < 0.05; the Holm interval is shown beside the raw 95 % one); the raw column lists the arms whose raw "
+        "interval lies above 0.",
         "",
         "| model | train images | period share (finder) | interference in period | revival | recommendation "
         "(votes) | best arm in the sweep | best pause vs always Mixup (pp) | pause gain, raw interval | pause gain "
