@@ -70,9 +70,11 @@ def difference_lines(
     ]
     for row in per_size:
         cells = []
+        marks = C.same_runs_notes(same[row["size"]], n_seeds, labels)
         for a in others:
             d, x = row["vs_" + reference][a], h[(row["size"], a)]
-            cells.append(f"{C.holm_cell(x)} ({C.holm_sign(x)}; {d['pairs_better']}:{d['pairs_worse']})")
+            mark = f"; {marks[a]}" if a in marks else ""
+            cells.append(f"{C.holm_cell(x)} ({C.holm_sign(x)}; {d['pairs_better']}:{d['pairs_worse']}{mark})")
         lines.append(f"| {row['size']:,} | " + " | ".join(cells) + " |")
     notes = [
         f"{size:,} images: {labels[arm]} {note}"

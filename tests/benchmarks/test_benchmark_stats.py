@@ -97,3 +97,24 @@ def test_holm_cell_shows_raw_and_adjusted_intervals():
     h = C.holm({"x": [0.01, 0.02, 0.03]})["x"]
     assert C.holm_cell(h).startswith("+2.00 [")
     assert " Holm [" in C.holm_cell(h) and h["ci_holm"] == pytest.approx(h["ci95"])  # m = 1: the same level
+
+
+def test_the_vit_sweep_marks_its_same_runs_and_counts_them_once():
+    import json
+
+    import _comparisons as K
+    import vit_period
+
+    result = json.loads((Path(vit_period.__file__).parent / "results" / "vit_period.json").read_text())
+    runs = [r for r in result["runs"] if r["size"] == 32000]
+    acc = {(r["arm"], r["seed"]): (r["test_acc"], r["boundary_step"]) for r in runs}
+    twins = [s for s in range(5) if acc[("pause_20", s)] == acc[("pause_metric", s)]]
+    assert len(twins) == 4  # read straight from the runs: 4 of 5 seeds are one run under two names
+    others = [a for a in result["header"]["arms"] if a != "mixup"]
+    text = "\n".join(
+        K.difference_lines(result["summary"]["per_size"], others, vit_period.LABELS, "mixup", result["runs"], 5)
+    )
+    assert "32,000 images: Pause 20 % same runs as Mixup Pause (metric) in 4 of 5 seeds" in text
+    assert "(0; 5:0; same runs as Mixup Pause (metric) in 4 of 5 seeds) |" in text  # the cell is marked
+    assert "Raw 95 % interval excludes 0: 2 of 12 comparisons" in text and "; 1 distinct)" in text
+    assert "Resolved after Holm: 0 of 12 (none; 0 distinct)" in text
