@@ -383,3 +383,140 @@ def pct(x: float, digits: int = 2) -> str:
 def signed_pp(x: float, digits: int = 2) -> str:
     """A difference of shares in percentage points with its sign."""
     return "nan" if x is None or math.isnan(x) else f"{100 * x:+.{digits}f}"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# multiplicity and same runs
+def _raw_p(d: np.ndarray) -> float:
+    """Two-sided paired t-test p-value of ``d`` against 0 (``nan`` for fewer than 2 values or no variation)."""
+    from scipy import stats
+
+    if d.size < 2 or not np.any(d != d[0]):
+        return math.nan
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def holm(comparisons: dict[str, Sequence[float]], alpha: float = 0.05) -> dict[str, dict[str, Any]]:
+    """Holm step-down over one family of paired comparisons: raw and adjusted p-values and intervals.
+
+    Each comparison is the array of its paired differences (per seed or per set). The family is every comparison
+    passed in: ``m = len(comparisons)``. A sweep passes all its comparisons, also those whose arms are the same
+    runs as another's in some seeds (see :func:`same_runs`); that keeps ``m`` large, which is conservative.
+
+    Raw p-values come from the two-sided one-sample t-test of the differences against 0 (the paired t-test).
+    Ranked by raw p (rank ``k`` = 1 for the smallest), Holm tests the comparison of rank ``k`` at level
+    ``alpha / (m - k + 1)``; the adjusted p-value is ``max over j <= k of min(1, (m - j + 1) * p_(j))`` (the running
+    maximum makes it monotone in the rank: the step-down stops at the first comparison not rejected). The adjusted
+    interval is the two-sided t-interval at the level Holm tests that comparison at, ``1 - alpha / (m - k + 1)``.
+
+    Rule: a comparison is ``resolved`` when its adjusted p-value is below ``alpha``. That implies its adjusted
+    interval excludes 0 (``p_(k) < alpha / (m - k + 1)`` is the same statement as the interval at that level
+    missing 0), but not conversely: a comparison whose adjusted interval excludes 0 is still not resolved when
+    the step-down stopped at a smaller p-value before it. A comparison without a p-value (fewer than 2
+    differences, or all equal) counts in ``m``, ranks last, gets adjusted p ``nan`` and is never resolved.
+
+    Args:
+        comparisons: name -> paired differences (``a - b``), in the order the report lists them.
+        alpha: the family-wise error rate.
+
+    Returns:
+        name -> ``n``, ``mean_diff``, ``ci95`` (raw), ``p_value`` (raw), ``rank``, ``m``, ``holm_level``,
+        ``p_holm``, ``ci_holm`` and ``resolved`` (bool), in the order of ``comparisons``.
+    """
+    diffs = {name: np.asarray(list(d), dtype=float) for name, d in comparisons.items()}
+    raw = {name: _raw_p(d) for name, d in diffs.items()}
+    m = len(diffs)
+    order = sorted(diffs, key=lambda name: (math.isnan(raw[name]), raw[name] if not math.isnan(raw[name]) else 0))
+    out: dict[str, dict[str, Any]] = {}
+    running = 0.0
+    for k, name in enumerate(order, start=1):
+        p = raw[name]
+        if math.isnan(p):
+            p_holm = math.nan
+        else:
+            running = max(running, min(1.0, (m - k + 1) * p))
+            p_holm = running
+        level = 1 - alpha / (m - k + 1)
+        mean, lo, hi = t_interval(diffs[name])
+        _, hlo, hhi = t_interval(diffs[name], level)
+        out[name] = {
+            "n": int(diffs[name].size),
+            "mean_diff": mean,
+            "ci95": [lo, hi],
+            "p_value": p,
+            "rank": k,
+            "m": m,
+            "holm_level": level,
+            "p_holm": p_holm,
+            "ci_holm": [hlo, hhi],
+            "resolved": bool(not math.isnan(p_holm) and p_holm < alpha),
+        }
+    return {name: out[name] for name in comparisons}
+
+
+def holm_sign(h: dict[str, Any]) -> str:
+    """``"+"`` / ``"-"`` for a comparison :func:`holm` resolved above / below 0, ``"0"`` otherwise."""
+    if not h["resolved"]:
+        return "0"
+    return "+" if h["mean_diff"] > 0 else "-"
+
+
+def same_runs(runs_by_arm: dict[str, dict[Any, dict[str, Any]]]) -> dict[tuple[str, str], list[Any]]:
+    """Per pair of arms, the seeds whose two runs are the same run.
+
+    Two runs are the same run when their test accuracy is identical and their period ended at the identical step
+    (``boundary_step``, ``None`` for an arm without a period): then the same boundary gave the same training.
+
+    Args:
+        runs_by_arm: arm -> seed -> run record (with ``test_acc`` and ``boundary_step``), arms in report order.
+
+    Returns:
+        ``(arm_a, arm_b) -> sorted seeds`` for each pair (``arm_a`` before ``arm_b`` in ``runs_by_arm``) with at
+        least one such seed; pairs with none are left out.
+    """
+    arms = list(runs_by_arm)
+    out: dict[tuple[str, str], list[Any]] = {}
+    for i, a in enumerate(arms):
+        for b in arms[i + 1 :]:
+            seeds = sorted(
+                s
+                for s, ra in runs_by_arm[a].items()
+                if s in runs_by_arm[b]
+                and ra["test_acc"] == runs_by_arm[b][s]["test_acc"]
+                and ra.get("boundary_step") == runs_by_arm[b][s].get("boundary_step")
+            )
+            if seeds:
+                out[(a, b)] = seeds
+    return out
+
+
+def same_runs_notes(
+    pairs: dict[tuple[str, str], list[Any]], n_seeds: int, labels: dict[str, str] | None = None
+) -> dict[str, str]:
+    """arm -> its mark in a table (``"same runs as Pause 20 % in 4 of 5 seeds"``) for the later arm of each pair."""
+    labels = labels or {}
+    notes: dict[str, list[str]] = {}
+    for (a, b), seeds in pairs.items():
+        notes.setdefault(b, []).append(f"same runs as {labels.get(a, a)} in {len(seeds)} of {n_seeds} seeds")
+    return {arm: "; ".join(v) for arm, v in notes.items()}
+
+
+def distinct_count(names: Sequence[str], pairs: dict[tuple[str, str], list[Any]], n_seeds: int) -> int:
+    """How many of ``names`` (arms) remain when an arm whose runs are the same as an earlier arm's in more than
+    half of the ``n_seeds`` seeds is counted once with it (summaries count such comparisons once)."""
+    kept: list[str] = []
+    for name in names:
+        if not any(len(pairs.get((k, name), pairs.get((name, k), []))) * 2 > n_seeds for k in kept):
+            kept.append(name)
+    return len(kept)
+
+
+def holm_cell(h: dict[str, Any], digits: int = 2, scale: float = 100.0) -> str:
+    """``mean [raw 95 % interval] [Holm interval]`` of a :func:`holm` entry, in ``scale`` units with signs."""
+
+    def f(x: float) -> str:
+        return "nan" if x is None or math.isnan(x) else f"{scale * x:+.{digits}f}"
+
+    lo, hi = h["ci95"]
+    hlo, hhi = h["ci_holm"]
+    return f"{f(h['mean_diff'])} [{f(lo)}, {f(hi)}] Holm [{f(hlo)}, {f(hhi)}]"

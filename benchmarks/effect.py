@@ -43,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
+import _comparisons as K
 
 # The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
 # _common.py is left out: its statistics and reports change no measurement (test_benchmark_provenance regenerates
@@ -297,28 +298,15 @@ def _cell(a: dict[str, Any]) -> str:
 
 
 def difference_table(
-    per_size: list[dict[str, Any]], others: list[str], labels: dict[str, str], reference: str
+    per_size: list[dict[str, Any]],
+    others: list[str],
+    labels: dict[str, str],
+    reference: str,
+    runs: list[dict[str, Any]],
+    n_seeds: int,
 ) -> list[str]:
-    """The Markdown lines of the paired-difference table (one row per size, one column per arm); also vit_period."""
-    lines = [
-        "",
-        f"Difference to {labels[reference]} (percentage points), paired by seed: mean [95 % t-interval] "
-        "(+ / - : the interval lies above / below 0; 0: it contains 0) and seeds better : worse.",
-        "",
-        "| train images | " + " | ".join(labels[a] for a in others) + " |",
-        "|---:|" + "---|" * len(others),
-    ]
-    for row in per_size:
-        cells = []
-        for a in others:
-            d = row["vs_" + reference][a]
-            lo, hi = d["ci95"]
-            cells.append(
-                f"{C.signed_pp(d['mean_diff'])} [{C.signed_pp(lo)}, {C.signed_pp(hi)}] "
-                f"({d['sign']}; {d['pairs_better']}:{d['pairs_worse']})"
-            )
-        lines.append(f"| {row['size']:,} | " + " | ".join(cells) + " |")
-    return lines
+    """The Markdown lines of the paired-difference table (raw and Holm intervals, same runs); also vit_period."""
+    return K.difference_lines(per_size, others, labels, reference, runs, n_seeds, label="exploratory")
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -329,7 +317,7 @@ def markdown(result: dict[str, Any]) -> str:
     n_seeds = len(h["seeds"])
     epochs = {row["size"]: round(run["steps"] * run["batch_size"] / row["size"], 1) for row in per_size}
     lines = [
-        f"# Effect: Mixup Pause and Alpha Boost vs always-Mixup on Fashion-MNIST ({h['mode']} run)",
+        f"# Effect: Mixup Pause and Alpha Boost vs always-Mixup on Fashion-MNIST ({h['mode']} run, exploratory)",
         "",
         *C.header_markdown(h),
         f"- Model timm `{CONFIG['backbone']}` (0.37 M parameters), batch {run['batch_size']}, "
@@ -353,7 +341,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
     others = [a for a in arms if a != REFERENCE]
     if REFERENCE in arms and others:
-        lines += difference_table(per_size, others, LABELS, REFERENCE)
+        lines += difference_table(per_size, others, LABELS, REFERENCE, result["runs"], n_seeds)
     cb_arms = [a for a in arms if a in CALLBACK_ARMS]
     if cb_arms:
         lines += [
@@ -377,19 +365,21 @@ def markdown(result: dict[str, Any]) -> str:
                     f"{100 * b['median_fraction']:.1f} % | {b['median_epochs_seen']:.2f} | {ended} |"
                 )
     if REFERENCE in arms and "pause_metric" in arms:
-        lines += ["", "Measured sign of Mixup Pause (metric boundary) against always-Mixup:", ""]
+        holm = K.sweep_holm(per_size, others, REFERENCE)
+        lines += [
+            "",
+            "Measured sign of Mixup Pause (metric boundary) against always-Mixup (raw 95 % interval; Holm-adjusted "
+            "interval over this sweep's comparisons, which decides):",
+            "",
+        ]
         for row in per_size:
-            d = row["vs_" + REFERENCE]["pause_metric"]
-            lo, hi = d["ci95"]
+            x = holm[(row["size"], "pause_metric")]
             verdict = {
-                "+": "better (interval above 0)",
-                "-": "worse (interval below 0)",
-                "0": "no difference resolved (interval contains 0)",
-            }[d["sign"]]
-            lines.append(
-                f"- {row['size']:,} images: {C.signed_pp(d['mean_diff'])} pp "
-                f"[{C.signed_pp(lo)}, {C.signed_pp(hi)}], {verdict}."
-            )
+                "+": "better (resolved after Holm, above 0)",
+                "-": "worse (resolved after Holm, below 0)",
+                "0": "no difference resolved after Holm",
+            }[C.holm_sign(x)]
+            lines.append(f"- {row['size']:,} images: {C.holm_cell(x)} pp, {verdict}.")
     c = result["cost"]
     if c:
         lines += [

@@ -188,13 +188,38 @@ def header(args: argparse.Namespace, sets: list[str], seeds: list[int], git: dic
     )
 
 
+def comparisons(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`_common.holm` over the script's family: each arm against the baseline on each set (paired by seed)
+    and each arm's mean of per-set differences over the sets; keys ``"<set>|<arm>"`` and ``"over sets|<arm>"``."""
+    h = result["header"]
+    acc = {(r["set"], r["arm"], r["seed"]): r["test_acc"] for r in result["runs"]}
+    family: dict[str, list[float]] = {}
+    for name in h["sets"]:
+        for arm in ARMS[1:]:
+            family[f"{name}|{arm}"] = [acc[(name, arm, s)] - acc[(name, "baseline", s)] for s in h["seeds"]]
+    for arm in ARMS[1:]:
+        family[f"over sets|{arm}"] = [float(np.mean(family[f"{name}|{arm}"])) for name in h["sets"]]
+    return C.holm(family)
+
+
+def _outcome(x: dict[str, Any]) -> str:
+    return {"+": "win", "-": "loss", "0": "tie"}[C.holm_sign(x)]
+
+
+def _raw_outcome(x: dict[str, Any]) -> str:
+    lo, hi = x["ci95"]
+    return "win" if lo > 0 else "loss" if hi < 0 else "tie"
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The results table (accuracy in %, differences in percentage points)."""
+    """The results table (accuracy in %, differences in percentage points, raw and Holm-adjusted intervals)."""
     h = result["header"]
     s = result["summary"]
     load = result["load"]
+    holm = comparisons(result)
+    m = len(holm)
     lines = [
-        f"**UCR/UEA: High-Loss Removal vs baseline ({h['mode']} run)**",
+        f"**UCR/UEA: High-Loss Removal vs baseline ({h['mode']} run, exploratory)**",
         "",
         *(line for line in C.header_markdown(h) if not line.startswith("- Seeds")),
         f"- Load average (1 min) during the run: min {load['min']:.2f}, mean {load['mean']:.2f}, max "
@@ -207,38 +232,52 @@ def markdown(result: dict[str, Any]) -> str:
         f"{h['config']['fixed_duration']} of the steps.",
         "",
         "Test accuracy (%), mean ± std over seeds; Δ = arm − baseline in percentage points, paired by seed, "
-        "[95 % t-interval]; W/T/L: interval above / containing / below 0.",
+        f"[raw 95 % t-interval] Holm [interval adjusted by Holm over the m = {m} comparisons of this run: every "
+        "set and arm, and the two means over sets]; W/T/L: resolved after Holm (adjusted p < 0.05) above 0 / not "
+        "resolved / resolved below 0. Exploratory comparisons.",
         "",
-        "| set | baseline | HLR metric | Δ metric [95 % CI] | | HLR fixed | Δ fixed [95 % CI] | |",
+        "| set | baseline | HLR metric | Δ metric [95 % CI] Holm [CI] | | HLR fixed | Δ fixed [95 % CI] Holm [CI] | |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in s["per_set"]:
         cells = [row["set"], f"{C.pct(row['baseline']['mean'], 1)} ± {C.pct(row['baseline']['std'], 1)}"]
         for arm in ARMS[1:]:
-            d = row[f"{arm}_vs_baseline"]
-            lo, hi = d["ci95"]
+            x = holm[f"{row['set']}|{arm}"]
             cells += [
                 f"{C.pct(row[arm]['mean'], 1)} ± {C.pct(row[arm]['std'], 1)}",
-                f"{C.signed_pp(d['mean_diff'], 1)} [{C.signed_pp(lo, 1)}, {C.signed_pp(hi, 1)}]",
-                d["outcome"][0].upper(),
+                C.holm_cell(x, 1),
+                _outcome(x)[0].upper(),
             ]
         lines.append("| " + " | ".join(cells) + " |")
-    o = s["overall"]
+    sets = [row["set"] for row in s["per_set"]]
+
+    def counts(outcome: Any, arm: str) -> str:
+        found = [outcome(holm[f"{name}|{arm}"]) for name in sets]
+        return f"{found.count('win')} / {found.count('tie')} / {found.count('loss')}"
+
     lines += ["", "| | HLR metric | HLR fixed |", "|---|---|---|"]
+    lines.append("| win / tie / loss (sets, after Holm) | " + " | ".join(counts(_outcome, a) for a in ARMS[1:]) + " |")
     lines.append(
-        "| win / tie / loss (sets) | "
-        + " | ".join(f"{o[a]['wins']} / {o[a]['ties']} / {o[a]['losses']}" for a in ARMS[1:])
+        "| raw interval above / containing / below 0 (sets) | "
+        + " | ".join(counts(_raw_outcome, a) for a in ARMS[1:])
         + " |"
     )
     lines.append(
-        "| mean of per-set Δ [95 % CI over sets] | "
+        "| mean of per-set Δ [95 % CI over sets] Holm [CI] | "
         + " | ".join(
-            f"{C.signed_pp(o[a]['mean_of_set_diffs'], 1)} [{C.signed_pp(o[a]['ci95_over_sets'][0], 1)}, "
-            f"{C.signed_pp(o[a]['ci95_over_sets'][1], 1)}]"
-            for a in ARMS[1:]
+            f"{C.holm_cell(holm[f'over sets|{a}'], 1)} ({C.holm_sign(holm[f'over sets|{a}'])})" for a in ARMS[1:]
         )
         + " |"
     )
+    same = []
+    for name in sets:
+        by_arm = {a: {r["seed"]: r for r in result["runs"] if r["set"] == name and r["arm"] == a} for a in ARMS}
+        for (a, b), seeds in C.same_runs(by_arm).items():
+            same.append(f"{name}: {b} same runs as {a} in {len(seeds)} of {len(h['seeds'])} seeds")
+    lines += [
+        "",
+        "Same runs (identical test accuracy and boundary step): " + ("; ".join(same) if same else "none") + ".",
+    ]
     boundary = []
     for row in s["per_set"]:
         steps = row["hlr_metric_vs_baseline"]["boundary_steps"]

@@ -18,6 +18,7 @@ with 95 % t-intervals. Runs are appended to ``<out>_runs.jsonl``; the same comma
 
     python benchmarks/vit_period.py                 # full sweep (~80 min on 2 cores) -> results/vit_period.*
     python benchmarks/vit_period.py --quick         # smoke run, ~1 min -> results/vit_period_quick.*
+    python benchmarks/vit_period.py --confirmatory  # the pre-registered run (vit_confirmatory.py)
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ def _callbacks(arm: str) -> tuple[Any, Any]:
 
 def run_one(size: int, arm: str, seed: int, run: dict[str, Any]) -> dict[str, Any]:
     """Train one (size, arm, seed); return test accuracy, the boundary and the diagnostics' history."""
+    cb, diag = _callbacks(arm)
+    return {"size": size, "arm": arm, "seed": seed} | train(size, seed, run, CONFIG["mixup_alpha"], cb, diag)
+
+
+def train(size: int, seed: int, run: dict[str, Any], mixup_alpha: float, cb: Any, diag: Any) -> dict[str, Any]:
+    """Train the small ViT on ``size`` images with seed ``seed`` for ``run['steps']`` steps, Mixup α
+    ``mixup_alpha`` (0: none), callback ``cb`` and diagnostics ``diag`` (either ``None``); test it (also the
+    confirmatory run, ``vit_confirmatory.py``)."""
     import lightning as L
     import torch
 
@@ -118,13 +127,12 @@ def run_one(size: int, arm: str, seed: int, run: dict[str, Any]) -> dict[str, An
         CONFIG["backbone"],
         num_classes=10,
         in_chans=1,
-        mixup_alpha=CONFIG["mixup_alpha"],
+        mixup_alpha=mixup_alpha,
         backbone_kwargs=dict(VIT),
         optimizer=lambda params: torch.optim.AdamW(params, lr=CONFIG["lr"], weight_decay=CONFIG["weight_decay"]),
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps),
         lr_interval="step",
     )
-    cb, diag = _callbacks(arm)
     trainer = C.quiet_trainer(
         steps=steps,
         callbacks=[c for c in (cb, diag) if c is not None],
@@ -137,9 +145,6 @@ def run_one(size: int, arm: str, seed: int, run: dict[str, Any]) -> dict[str, An
     fit_s = time.perf_counter() - t_fit
     test = trainer.test(model, dm, verbose=False)[0]
     return {
-        "size": size,
-        "arm": arm,
-        "seed": seed,
         "test_acc": float(test["test/acc"]),
         "test_loss": float(test["test/loss"]),
         "steps": int(trainer.global_step),
@@ -217,7 +222,7 @@ def markdown(result: dict[str, Any]) -> str:
     arms = h["arms"]
     lines = [
         "# A long period: Mixup Pause of several lengths vs always-Mixup, small ViT on Fashion-MNIST "
-        f"({h['mode']} run)",
+        f"({h['mode']} run, exploratory)",
         "",
         *C.header_markdown(h),
         f"- Model timm `{CONFIG['backbone']}` with {VIT} (0.21 M parameters), from scratch, batch "
@@ -239,7 +244,7 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [E._cell(row["arms"][a]) for a in arms]
         lines.append(f"| {row['size']:,} | {epochs} | " + " | ".join(cells) + " |")
     others = [a for a in arms if a != REFERENCE]
-    lines += E.difference_table(per_size, others, LABELS, REFERENCE)
+    lines += E.difference_table(per_size, others, LABELS, REFERENCE, result["runs"], len(h["seeds"]))
     lines += [
         "",
         "Where the period ended: optimizer step, median [min-max] over seeds, share of the run, what ended it "
@@ -342,7 +347,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--workers", type=int, help="parallel processes (default 2; 0 = in this process)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     parser.add_argument("--accelerator", default="cpu", help="Lightning accelerator for the runs (default cpu)")
+    parser.add_argument(
+        "--confirmatory",
+        action="store_true",
+        help="the pre-registered confirmatory run (docs/benchmarks.md; vit_confirmatory.py) instead of the sweep",
+    )
     args = parser.parse_args(argv)
+    if args.confirmatory:
+        import vit_confirmatory
+
+        return vit_confirmatory.main([a for a in (sys.argv[1:] if argv is None else argv) if a != "--confirmatory"])
     stem = "vit_period_quick" if args.quick else "vit_period"
     if args.report_only:
         return C.report_only(args.out or C.RESULTS / stem, markdown)

@@ -21,6 +21,7 @@ import finder_check
 import image_folder_throughput
 import overhead
 import ucr_hlr
+import vit_confirmatory
 import vit_period
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
@@ -36,6 +37,7 @@ SCRIPTS = {
     "image_folder_throughput": image_folder_throughput,
     "overhead": overhead,
     "ucr_hlr": ucr_hlr,
+    "vit_confirmatory": vit_confirmatory,
     "vit_period": vit_period,
 }
 
