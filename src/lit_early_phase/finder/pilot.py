@@ -126,7 +126,9 @@ class EnlightenmentFinder:
     ``planned_steps`` as the steps of the same run on one device (the boundary is a number of batches seen).
     It measures when the monitor reaches the threshold (the period's share of the planned run), the Mixup
     gradient interference and the dead-activation fractions inside the period, and applies
-    :func:`~lit_early_phase.finder.rule.decide` (the rule and its measured thresholds: docs/diagnostics.md).
+    :func:`~lit_early_phase.finder.rule.decide` (the rule and its measured thresholds: docs/diagnostics.md). The
+    answer may be ``"none"`` (train as usual) where the measured evidence shows no gain or a loss; every answer
+    carries the figures behind it (``citations``) and how sure it is (``uncertainty``).
 
     Args:
         pilot_fraction: the pilot's longest length as a share of the planned run, in ``(0, 1]``.
