@@ -1,18 +1,26 @@
-"""The finder against the outcomes: ``EnlightenmentFinder``'s recommendation for each setting of the effect sweeps
-vs the arm that actually won there.
+"""The finder against the outcomes: ``EnlightenmentFinder``'s recommendation vs arms trained in the same setting.
 
-Settings: the ResNet sweep (``effect.py``: timm ``test_resnet``, 1000 steps, 2k / 8k / 32k images) and the ViT
-sweep (``vit_period.py``: small ViT, 600 steps, 2k / 32k images), each model built exactly as its sweep builds it
-(same optimizer and cosine schedule over the planned run). Per setting and seed, the finder's pilot (a quarter
-of the planned run at most, diagnostics every 5 steps) gives a recommendation; the outcome comes from the sweep's
-saved results (``results/effect.json``, ``results/vit_period.json``): the best arm by mean test accuracy and
-whether any Mixup Pause arm beat always-Mixup, resolved after Holm over the sweep's comparisons (the raw 95 %
-interval is shown too). The rule's thresholds were set from
-these same sweeps, so agreement here is in-sample: it shows the rule encodes what was measured, not that it
-generalises.
+In-sample (the default): every setting of the effect sweeps, the ResNet sweep (``effect.py``: timm
+``test_resnet``, 1000 steps, 2k / 8k / 32k images) and the ViT sweep (``vit_period.py``: small ViT, 600 steps,
+2k / 32k images), each model built exactly as its sweep builds it (same optimizer and cosine schedule over the
+planned run). Per setting and seed, the finder's pilot (a quarter of the planned run at most, diagnostics every 5
+steps) gives a recommendation; the outcome comes from the sweep's saved results (``results/effect.json``,
+``results/vit_period.json``). The rule's thresholds were set from these same sweeps, so agreement here is
+in-sample: it shows the rule encodes what was measured, not that it generalises.
 
-    python benchmarks/finder_check.py            # ~10 min on 2 cores -> results/finder_check.*
-    python benchmarks/finder_check.py --quick    # smoke run (1 seed, 2 settings, short pilots)
+Out-of-sample (``--out-of-sample``, the plan in docs/diagnostics.md, committed before it was implemented): the
+small ViT at 8,000 training images, a size that set none of the rule's thresholds; 3 seeds, each with one pilot
+and one run of each arm (always Mixup, Mixup Pause to the metric boundary), trained here.
+
+The verdict, the same in both modes: the recommended arm (``none`` -> always Mixup, the plan; ``mixup_pause`` ->
+Mixup Pause to the metric boundary) minus the other of the two, paired by seed, 95 % t-interval: "yes" above 0,
+"no" below 0, "unresolved" when it contains 0 (not counted as agreement). Arms that the rule never recommends
+but that resolved better than the recommendation (no Mixup at 32,000 ResNet images) are listed beside it.
+
+    python benchmarks/finder_check.py                        # ~10 min on 2 cores -> results/finder_check.*
+    python benchmarks/finder_check.py --quick                # smoke run (1 seed, 2 settings, short pilots)
+    python benchmarks/finder_check.py --out-of-sample        # ~9 min on 2 cores -> results/finder_oos.*
+    python benchmarks/finder_check.py --out-of-sample --quick  # smoke run (1,000 images, 30 steps, 2 seeds)
 """
 
 from __future__ import annotations
@@ -28,38 +36,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
-import _comparisons as K
 import effect as E
 import vit_period as V
-
-# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
-# _common.py is left out: its statistics and reports change no measurement (test_benchmark_provenance regenerates
-# the tables); its quiet_trainer sets the step budget and turns output off. List it if it starts shaping training.
-MEASURES = (
-    "src/lit_early_phase/finder",
-    "src/lit_early_phase/callbacks",
-    "src/lit_early_phase/strategies",
-    "src/lit_early_phase/knobs.py",
-    "src/lit_early_phase/keys.py",
-    "src/lit_early_phase/modules/classifier.py",
-    "src/lit_early_phase/modules/mixin.py",
-    "src/lit_early_phase/modules/rng.py",
-    "src/lit_early_phase/modules/factories.py",
-    "src/lit_early_phase/modules/manifold.py",
-    "src/lit_early_phase/backbones",
-    "src/lit_early_phase/functional",
-    "src/lit_early_phase/datamodules/vision/fashion_mnist.py",
-    "src/lit_early_phase/datamodules/vision/images.py",
-    "src/lit_early_phase/datamodules/loaders.py",
-    "benchmarks/finder_check.py",
-    "benchmarks/effect.py",
-    "benchmarks/vit_period.py",
-)
 
 SETTINGS = [("resnet", 2000), ("resnet", 8000), ("resnet", 32000), ("vit", 2000), ("vit", 32000)]
 SOURCES = {"resnet": ("effect", E), "vit": ("vit_period", V)}
 FULL = {"seeds": 3, "pilot_fraction": 0.25, "every_n_steps": 5, "settings": SETTINGS}
 QUICK = {"seeds": 1, "pilot_fraction": 0.03, "every_n_steps": 5, "settings": [("resnet", 2000), ("vit", 2000)]}
+#: the out-of-sample setting and arms, as planned in docs/diagnostics.md before any of it ran
+OOS_FULL = {"kind": "vit", "size": 8000, "seeds": [0, 1, 2], "steps": 600, "batch_size": 128, "test_limit": None}
+OOS_QUICK = {"kind": "vit", "size": 1000, "seeds": [0, 1], "steps": 30, "batch_size": 64, "test_limit": 500}
+OOS_PILOT = {"pilot_fraction": 0.25, "every_n_steps": 5}
+OOS_ARMS = ("mixup", "pause_metric")
+#: the arm each answer means, and the other answer's arm it is compared with
+ARM_OF = {"none": "mixup", "too_short": "mixup", "mixup_pause": "pause_metric"}
+OTHER = {"mixup": "pause_metric", "pause_metric": "mixup"}
 CONFIG = {
     "finder": "EnlightenmentFinder(pilot_fraction, every_n_steps, probe_size=64), default callback settings",
     "resnet": {k: E.CONFIG[k] for k in ("backbone", "optimizer", "mixup_alpha")} | {"steps": E.FULL["steps"]},
@@ -88,154 +79,286 @@ def _model(kind: str, steps: int) -> Any:
 
 
 def pilot(kind: str, size: int, seed: int, cfg: dict[str, Any]) -> dict[str, Any]:
-    """The finder on one setting and seed."""
+    """The finder on one setting and seed (``cfg`` may set ``steps`` and ``batch_size``; default: the sweep's)."""
     import lightning as L
 
     from lit_early_phase.finder import EnlightenmentFinder
 
-    steps = (E.FULL if kind == "resnet" else V.FULL)["steps"]
+    steps = cfg.get("steps") or (E.FULL if kind == "resnet" else V.FULL)["steps"]
     L.seed_everything(seed, verbose=False)
     model = _model(kind, steps)
-    dm = E._datamodule(size, 128, None, False)
+    dm = E._datamodule(size, cfg.get("batch_size", 128), None, False)
     t0 = time.perf_counter()
     finder = EnlightenmentFinder(pilot_fraction=cfg["pilot_fraction"], every_n_steps=cfg["every_n_steps"])
     rec = finder.find(model, dm, planned_steps=steps)
     return {"kind": kind, "size": size, "seed": seed, "seconds": round(time.perf_counter() - t0, 1)} | rec.to_dict()
 
 
-def holm_outcome(kind: str, size: int) -> dict[str, Any]:
-    """The pause arms that gained over always-Mixup after Holm over the sweep's comparisons, and the best pause's
-    Holm interval (read from the sweep's saved results, ``_comparisons.sweep_holm``)."""
-    stem, _ = SOURCES[kind]
-    result = json.loads((C.RESULTS / f"{stem}.json").read_text())
-    ref = result["header"]["reference"]
-    others = [a for a in result["header"]["arms"] if a != ref]
-    holm = K.sweep_holm(result["summary"]["per_size"], others, ref)
-    pauses = {a: holm[(size, a)] for a in others if a.startswith("pause")}
-    top = max(pauses, key=lambda a: pauses[a]["mean_diff"])
+def verdict(strategy: str, values: dict[str, list[float]]) -> dict[str, Any]:
+    """The recommended arm minus the other answer's arm, paired by seed: "yes" / "no" / "unresolved".
+
+    Args:
+        strategy: the finder's answer (``"too_short"``, the old name of ``"none"`` in saved results, is read as it).
+        values: test accuracy per arm, one value per seed in the same seed order for every arm.
+
+    Returns:
+        The recommended and compared arms, the paired difference, the verdict, and the arms that resolved better
+        than the recommended one (any arm of the setting).
+    """
+    arm = ARM_OF.get(strategy)
+    if arm is None or arm not in values or OTHER[arm] not in values:
+        return {"recommended_arm": arm, "compared_with": None, "difference": None, "verdict": "not evaluated",
+                "resolved_better_arms": []}  # fmt: skip
+    diff = C.paired_difference(values[arm], values[OTHER[arm]])
+    better = sorted(a for a in values if a != arm and C.paired_difference(values[a], values[arm])["sign"] == "+")
     return {
-        "best_pause_ci_holm": pauses[top]["ci_holm"],
-        "holm_m": len(holm),
-        "resolved_pause_gains_holm": sorted(a for a, x in pauses.items() if C.holm_sign(x) == "+"),
+        "recommended_arm": arm,
+        "compared_with": OTHER[arm],
+        "difference": diff,
+        "verdict": {"+": "yes", "-": "no", "0": "unresolved"}[diff["sign"]],
+        "resolved_better_arms": better,
     }
 
 
 def outcome(kind: str, size: int) -> dict[str, Any]:
-    """The sweep's result for a setting: best arm, and whether a pause arm resolved a gain over always-Mixup
-    (raw 95 % interval above 0: ``resolved_pause_gains``; after Holm: ``resolved_pause_gains_holm``)."""
+    """The sweep's result for a setting: per-arm accuracies by seed, the best arm, the source and its commit."""
     stem, module = SOURCES[kind]
     result = json.loads((C.RESULTS / f"{stem}.json").read_text())
     row = next(r for r in result["summary"]["per_size"] if r["size"] == size)
     best = max(row["arms"], key=lambda a: row["arms"][a]["mean"])
-    diffs = row["vs_" + result["header"]["reference"]]
-    pauses = {a: d for a, d in diffs.items() if a.startswith("pause")}
-    resolved = sorted(a for a, d in pauses.items() if d["sign"] == "+")
-    top = max(pauses, key=lambda a: pauses[a]["mean_diff"])
     return {
         "source": f"benchmarks/results/{stem}.json",
         "commit": result["header"]["git"]["commit"],
         "best_arm": best,
         "best_label": module.LABELS[best],
-        "best_pause": top,
-        "best_pause_label": module.LABELS[top],
-        "best_pause_diff": pauses[top]["mean_diff"],
-        "best_pause_ci95": pauses[top]["ci95"],
-        "resolved_pause_gains": resolved,
-    } | holm_outcome(kind, size)
-
-
-def agrees(strategy: str, out: dict[str, Any]) -> bool:
-    """A recommendation agrees when it says "too short" and no pause gained, or "Mixup Pause" and one did (a gain
-    resolved after Holm over the sweep's comparisons)."""
-    gained = bool(out["resolved_pause_gains_holm"])
-    return (strategy == "mixup_pause" and gained) or (strategy == "too_short" and not gained)
+        "values": {a: row["arms"][a]["values"] for a in row["arms"]},
+        "labels": dict(module.LABELS),
+    }
 
 
 def summarise(pilots: list[dict[str, Any]], settings: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """Per setting: the pilots' votes and evidence, the sweep's outcome and the verdict."""
     rows = []
     for kind, size in settings:
         ps = [p for p in pilots if p["kind"] == kind and p["size"] == size]
-        votes = Counter(p["strategy"] for p in ps)
         out = outcome(kind, size)
-        ev = [p["evidence"] for p in ps]
-        rows.append(
-            {
-                "kind": kind,
-                "size": size,
-                "votes": dict(votes),
-                "recommendation": votes.most_common(1)[0][0],
-                "boundary_steps": [e["boundary_step"] for e in ev],
-                "period_share": C.mean_std([e["period_share"] for e in ev]),
-                "interference": C.mean_std([e["interference"] for e in ev]),
-                "revival": C.mean_std([e["revival"] for e in ev]),
-                "pilot_s": C.mean_std([p["seconds"] for p in ps]),
-                "outcome": out,
-                "agrees": agrees(votes.most_common(1)[0][0], out),
-            }
-        )
+        rows.append(_row(kind, size, ps, out["values"]) | {"outcome": out})
     return rows
 
 
+def _row(kind: str, size: int, ps: list[dict[str, Any]], values: dict[str, list[float]]) -> dict[str, Any]:
+    votes = Counter("none" if p["strategy"] == "too_short" else p["strategy"] for p in ps)
+    recommendation = votes.most_common(1)[0][0]
+    ev = [p["evidence"] for p in ps]
+    return {
+        "kind": kind,
+        "size": size,
+        "votes": dict(votes),
+        "recommendation": recommendation,
+        "boundary_steps": [e["boundary_step"] for e in ev],
+        "period_share": C.mean_std([e["period_share"] for e in ev]),
+        "interference": C.mean_std([e["interference"] for e in ev]),
+        "revival": C.mean_std([e["revival"] for e in ev]),
+        "pilot_s": C.mean_std([p["seconds"] for p in ps]),
+        "arm_means": {a: float(np.mean(v)) for a, v in values.items()},
+    } | verdict(recommendation, values)
+
+
+def _diff_cell(r: dict[str, Any], labels: dict[str, str]) -> str:
+    d = r["difference"]
+    if d is None:
+        return "-"
+    lo, hi = d["ci95"]
+    return (
+        f"{labels[r['recommended_arm']]} - {labels[r['compared_with']]}: {C.signed_pp(d['mean_diff'])} "
+        f"[{C.signed_pp(lo)}, {C.signed_pp(hi)}]"
+    )
+
+
+def verdict_counts(rows: list[dict[str, Any]]) -> str:
+    """``"yes 1, unresolved 3, no 1"`` over the rows (absent verdicts left out)."""
+    counts = Counter(r["verdict"] for r in rows)
+    return ", ".join(f"{k} {counts[k]}" for k in ("yes", "unresolved", "no", "not evaluated") if counts[k])
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The recommendation per setting against the sweep's outcome; a gain counts when resolved after Holm."""
+    """The in-sample table: evidence, recommendation, the sweep's arms, the verdict."""
     h = result["header"]
     lines = [
-        f"# The finder's recommendation vs the sweeps' outcome ({h['mode']} run; exploratory, in-sample)",
+        f"# The finder's recommendation vs the sweeps' outcome, in-sample ({h['mode']} run)",
         "",
         *C.header_markdown(h),
         f"- Pilot: at most {100 * h['run']['pilot_fraction']:.0f} % of the planned run, diagnostics every "
         f"{h['run']['every_n_steps']} steps, {len(h['seeds'])} seed(s) per setting; the rule of "
         "`lit_early_phase.finder.rule` (docs/diagnostics.md). Outcomes read from the sweeps' saved results "
-        "(commit of each named in its file). In-sample: the thresholds were set from these sweeps.",
-        "- Exploratory. A pause gain counts when it is resolved after Holm over its sweep's comparisons (adjusted "
-        "p < 0.05; the Holm interval is shown beside the raw 95 % one); the raw column lists the arms whose raw "
-        "interval lies above 0.",
+        "(commit of each named in its file). **In-sample**: the rule's thresholds were set from these sweeps.",
+        "- Verdict: the recommended arm (`none`: always Mixup, the plan; `mixup_pause`: Mixup Pause to the metric "
+        "boundary) minus the other of the two, paired by seed, 95 % t-interval: yes (above 0), no (below 0), "
+        "unresolved (contains 0; not counted as agreement).",
         "",
-        "| model | train images | period share (finder) | interference in period | revival | recommendation "
-        "(votes) | best arm in the sweep | best pause vs always Mixup (pp) | pause gain, raw interval | pause gain "
-        "resolved after Holm | agrees |",
-        "|---|---:|---:|---:|---:|---|---|---|---|---|---|",
+        "| model | train images | period share (finder) | interference in period | recommendation (votes) | "
+        "best arm in the sweep | recommended - other (pp) | verdict | arms resolved better than the "
+        "recommendation |",
+        "|---|---:|---:|---:|---|---|---|---|---|",
     ]
     for r in result["summary"]:
         o = r["outcome"]
-        # results saved before the Holm fields existed: the same computation from the sweep's saved results
-        o = o if "resolved_pause_gains_holm" in o else o | holm_outcome(r["kind"], r["size"])
         votes = ", ".join(f"{k} {v}" for k, v in sorted(r["votes"].items()))
-        lo, hi = o["best_pause_ci95"]
-        hlo, hhi = o["best_pause_ci_holm"]
+        better = ", ".join(o["labels"][a] for a in r["resolved_better_arms"]) or "none"
         lines.append(
             f"| {r['kind']} | {r['size']:,} | {100 * r['period_share'][0]:.1f} ± {100 * r['period_share'][1]:.1f} % | "
-            f"{r['interference'][0]:.3f} ± {r['interference'][1]:.3f} | {r['revival'][0]:+.4f} | "
-            f"{r['recommendation']} ({votes}) | {o['best_label']} | {o['best_pause_label']}: "
-            f"{C.signed_pp(o['best_pause_diff'])} [{C.signed_pp(lo)}, {C.signed_pp(hi)}] Holm "
-            f"[{C.signed_pp(hlo)}, {C.signed_pp(hhi)}] (m = {o['holm_m']}) | "
-            f"{', '.join(o['resolved_pause_gains']) or 'none'} | {', '.join(o['resolved_pause_gains_holm']) or 'none'} "
-            f"| {'yes' if agrees(r['recommendation'], o) else 'no'} |"
+            f"{r['interference'][0]:.3f} ± {r['interference'][1]:.3f} | {r['recommendation']} ({votes}) | "
+            f"{o['best_label']} | {_diff_cell(r, o['labels'])} | {r['verdict']} | {better} |"
         )
     mean_s = np.mean([p["seconds"] for p in result["pilots"]])
-    lines += ["", f"Cost: {len(result['pilots'])} pilots, {mean_s:.0f} s each on average."]
+    lines += [
+        "",
+        f"Verdicts (in-sample): {verdict_counts(result['summary'])} of {len(result['summary'])} settings.",
+        "",
+        f"Cost: {len(result['pilots'])} pilots, {mean_s:.0f} s each on average.",
+    ]
+    if "resummarised" in h:
+        lines += ["", f"Summary re-derived without training: {h['resummarised']}"]
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = C.arg_parser(__doc__, quick="smoke run: 2 settings, 1 seed, short pilots", out="output stem")
-    args = parser.parse_args(argv)
-    stem = "finder_check_quick" if args.quick else "finder_check"
-    if args.report_only:
-        return C.report_only(args.out or C.RESULTS / stem, markdown)
-    git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
-    cfg = QUICK if args.quick else FULL
-    import torch
+def markdown_oos(result: dict[str, Any]) -> str:
+    """The out-of-sample table: per seed, the pilot and the arms; then the verdict."""
+    h, r = result["header"], result["summary"]
+    run = h["run"]
+    labels = V.LABELS
+    lines = [
+        f"# The finder out of sample: small ViT at {run['size']:,} images ({h['mode']} run)",
+        "",
+        *C.header_markdown(h),
+        f"- Setting: `vit_period.py`'s small ViT, {run['steps']} optimizer steps, batch {run['batch_size']}, "
+        f"{run['size']:,} training images; a setting that set none of the rule's thresholds (plan: "
+        "docs/diagnostics.md, committed before this mode was written). **Out-of-sample.**",
+        f"- Pilot: at most {100 * run['pilot_fraction']:.0f} % of the planned run, diagnostics every "
+        f"{run['every_n_steps']} steps; arms: {', '.join(labels[a] for a in run['arms'])}, one run per seed.",
+        "",
+        "| seed | finder's answer | boundary step | period share | interference in period | "
+        + " | ".join(f"{labels[a]} (%)" for a in run["arms"])
+        + " |",
+        "|---:|---|---:|---:|---:|" + "---:|" * len(run["arms"]),
+    ]
+    for p in result["pilots"]:
+        e, seed = p["evidence"], p["seed"]
+        accs = [next(x["test_acc"] for x in result["runs"] if x["arm"] == a and x["seed"] == seed) for a in run["arms"]]
+        lines.append(
+            f"| {seed} | {p['strategy']} | {e['boundary_step']} | {100 * e['period_share']:.1f} % | "
+            f"{e['interference']:.3f} | " + " | ".join(f"{100 * x:.2f}" for x in accs) + " |"
+        )
+    votes = ", ".join(f"{k} {v}" for k, v in sorted(r["votes"].items()))
+    better = ", ".join(labels[a] for a in r["resolved_better_arms"]) or "none"
+    lines += [
+        "",
+        f"- Recommendation (majority of the pilots): **{r['recommendation']}** ({votes}).",
+        f"- Difference, paired by seed, 95 % t-interval: {_diff_cell(r, labels)} pp.",
+        f"- Verdict (decided in advance): **{r['verdict']}**; arms resolved better than the recommendation: {better}.",
+        f"- One setting, {len(h['seeds'])} seeds: one out-of-sample observation of the rule, not a rate.",
+        "",
+        f"Cost: {result['wall_s'] / 60:.1f} min of wall time for {len(result['pilots'])} pilots and "
+        f"{len(result['runs'])} runs.",
+    ]
+    return "\n".join(lines) + "\n"
 
-    torch.set_num_threads(2)
-    C.quiet()
+
+def _pilots_and_print(cfg: dict[str, Any], settings: list[tuple[str, int]], seeds: list[int]) -> list[dict[str, Any]]:
     pilots = []
-    for kind, size in cfg["settings"]:
-        for seed in range(cfg["seeds"]):
+    for kind, size in settings:
+        for seed in seeds:
             pilots.append(pilot(kind, size, seed, cfg))
             p = pilots[-1]
             print(f"{kind} {size} seed {seed}: {p['strategy']} (boundary {p['evidence']['boundary_step']}, "
                   f"interference {p['evidence']['interference']:.3f}, {p['seconds']} s)", flush=True)  # fmt: skip
+    return pilots
+
+
+def out_of_sample(args: Any, git: dict[str, Any]) -> dict[str, Any]:
+    """The planned out-of-sample check: pilots, then the arms' runs (``--workers`` processes), then the verdict."""
+    import torch
+
+    t0 = time.perf_counter()
+    setting = OOS_QUICK if args.quick else OOS_FULL
+    cfg = setting | OOS_PILOT
+    torch.set_num_threads(args.threads * max(1, args.workers))
+    pilots = _pilots_and_print(cfg, [(setting["kind"], setting["size"])], setting["seeds"])
+    run = {k: setting[k] for k in ("steps", "batch_size", "test_limit")} | {"accelerator": "cpu"}
+    todo = [(setting["size"], arm, seed) for arm in OOS_ARMS for seed in setting["seeds"]]
+    runs: list[dict[str, Any]] = []
+
+    def record(i: int, r: dict[str, Any]) -> None:
+        runs.append({k: v for k, v in r.items() if k != "diagnostics"})
+        print(
+            f"[{i}/{len(todo)}] {r['arm']} seed {r['seed']}: {100 * r['test_acc']:.2f} % ({r['run_s']} s)", flush=True
+        )
+
+    E.run_tasks(V.run_one, todo, run, workers=args.workers, threads=args.threads, record=record)
+    values = {a: [next(r["test_acc"] for r in runs if r["arm"] == a and r["seed"] == s) for s in setting["seeds"]]
+              for a in OOS_ARMS}  # fmt: skip
+    header = C.header(
+        "benchmarks/finder_check.py",
+        mode="quick" if args.quick else "full",
+        seeds=setting["seeds"],
+        config=CONFIG,
+        git=git,
+        run=cfg | {"arms": list(OOS_ARMS), "workers": args.workers, "threads": args.threads},
+        sample="out-of-sample",
+    )
+    return {
+        "header": header,
+        "summary": _row(setting["kind"], setting["size"], pilots, values),
+        "pilots": pilots,
+        "runs": sorted(runs, key=lambda r: (r["arm"], r["seed"])),
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+
+
+def resummarise(stem: Path) -> dict[str, Any]:
+    """Re-derive the in-sample summary from the saved pilots' evidence with the current rule (no training)."""
+    from lit_early_phase.finder import Evidence, decide
+
+    result = json.loads(stem.with_suffix(".json").read_text())
+    fields = set(Evidence.__dataclass_fields__)
+    for p in result["pilots"]:
+        p["strategy"] = decide(Evidence(**{k: v for k, v in p["evidence"].items() if k in fields})).strategy
+    settings = [tuple(s) for s in result["header"]["run"]["settings"]]
+    result["summary"] = summarise(result["pilots"], settings)
+    result["header"]["resummarised"] = (
+        f"the recommendations re-derived by the rule at commit {C.git_state()['commit'][:12]} from the saved "
+        "pilots' evidence, the verdicts from the sweeps' saved accuracies; the pilots were not rerun."
+    )
+    C.write_results(stem, result, markdown(result))
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = C.arg_parser(__doc__, quick="smoke run: fewer settings / seeds, short runs", out="output stem")
+    parser.add_argument("--out-of-sample", action="store_true", help="the planned out-of-sample check")
+    parser.add_argument("--resummarise", action="store_true", help="in-sample: re-derive the summary, no training")
+    parser.add_argument("--workers", type=int, default=2, help="--out-of-sample: arms' runs in parallel (0: inline)")
+    parser.add_argument("--threads", type=int, default=1, help="--out-of-sample: torch threads per run")
+    args = parser.parse_args(argv)
+    name = "finder_oos" if args.out_of_sample else "finder_check"
+    stem = args.out or C.RESULTS / (f"{name}_quick" if args.quick else name)
+    if args.report_only:
+        return C.report_only(stem, markdown_oos if args.out_of_sample else markdown)
+    if args.resummarise:
+        return resummarise(stem)
+    git = C.require_committed_code("quick" if args.quick else "full", allow_dirty=args.allow_dirty)
+    C.quiet()
+    if args.out_of_sample:
+        result = out_of_sample(args, git)
+        table = markdown_oos(result)
+        C.write_results(stem, result, table)
+        print(table)
+        return result
+    cfg = QUICK if args.quick else FULL
+    import torch
+
+    torch.set_num_threads(2)
+    pilots = _pilots_and_print(cfg, cfg["settings"], list(range(cfg["seeds"])))
     run = {k: v for k, v in cfg.items() if k != "settings"} | {"settings": [list(s) for s in cfg["settings"]]}
     result = {
         "header": C.header(
@@ -245,12 +368,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             config=CONFIG,
             git=git,
             run=run,
+            sample="in-sample",
         ),
         "summary": summarise(pilots, cfg["settings"]),
         "pilots": pilots,
     }
     table = markdown(result)
-    C.write_results(args.out or C.RESULTS / stem, result, table)
+    C.write_results(stem, result, table)
     print(table)
     return result
 

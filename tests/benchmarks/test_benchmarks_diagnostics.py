@@ -28,5 +28,5 @@ def test_vit_period_and_finder_check_quick(tmp_path):
     finder = json.loads(finder_out.with_suffix(".json").read_text())
     assert [(r["kind"], r["size"]) for r in finder["summary"]] == [("resnet", 2000), ("vit", 2000)]
     for pilot in finder["pilots"]:
-        assert pilot["strategy"] in ("mixup_pause", "alpha_boost", "high_loss_removal", "too_short")
+        assert pilot["strategy"] in ("mixup_pause", "alpha_boost", "high_loss_removal", "none")
         assert pilot["evidence"]["planned_steps"] in (1000, 600)

@@ -15,6 +15,7 @@ from lit_early_phase.__main__ import main
 from lit_early_phase.datamodules import MNIST5kDataModule
 from lit_early_phase.finder import EnlightenmentFinder, Evidence, decide
 from lit_early_phase.finder import rule as R
+from lit_early_phase.finder.evidence import UCR_HLR_FIXED
 from lit_early_phase.reporting.figure import figure_data
 
 
@@ -25,9 +26,14 @@ def _evidence(**kw) -> Evidence:
 
 def test_the_rule_branch_by_branch():
     share_steps = math.ceil(R.SHORT_SHARE * 1000)
-    assert decide(_evidence(boundary_step=share_steps - 1)).strategy == "too_short"
+    assert decide(_evidence(boundary_step=share_steps - 1)).strategy == "none"
     assert decide(_evidence(boundary_step=share_steps)).strategy == "mixup_pause"
     assert decide(_evidence(mixes=False)).strategy == "high_loss_removal"
+    # the kinds of setting where the measured evidence says "don't": time series (HLR), a detector that mixes
+    assert decide(_evidence(mixes=False, setting="series")).strategy == "none"
+    assert decide(_evidence(setting="detection")).strategy == "none"
+    # a series module that mixes, or a text module, goes on to the image branches, flagged as an extrapolation
+    assert (lambda d: (d.strategy, d.extrapolated))(decide(_evidence(setting="series"))) == ("mixup_pause", True)
     boost = decide(_evidence(interference=R.LOW_INTERFERENCE / 2))
     assert boost.strategy == "alpha_boost" and boost.extrapolated
     # not reached within the pilot: the pilot's length is a lower bound of the share
@@ -72,7 +78,7 @@ def test_the_pilot_on_the_classifier_measures_and_leaves_the_model_alone(tmp_pat
     drawn = figure_data(rec.figure())
     assert "enlightenment/monitor" in drawn and K.INTERFERENCE in drawn
     assert rec.strategy in str(rec) and json.loads(json.dumps(rec.to_dict()))["evidence"]["planned_steps"] == 100
-    if rec.strategy != "too_short":
+    if rec.strategy != "none":
         cb = rec.callback()
         assert isinstance(cb, EnlightenmentCallback) and cb.max_duration.value == rec.callback_kwargs["max_duration"]
 
@@ -103,6 +109,31 @@ def test_the_find_command_on_a_recipe(tmp_path, capsys):
     assert (out / "finder.png").stat().st_size > 0
     printed = capsys.readouterr().out
     assert f"EnlightenmentFinder recommends: {saved['strategy']}" in printed and "period_share" in printed
+
+
+@pytest.mark.parametrize("recipe", ["ucr_gunpoint_hlr", "ucr_basicmotions_hlr"])
+def test_the_find_command_says_none_for_the_ucr_recipes_and_names_the_evidence(recipe, tmp_path, capsys):
+    out = tmp_path / "finder"
+    args = ["find", "--config", recipe, "--max-pilot-steps", "8", "--every-n-steps", "2", "--out", str(out),
+            "--trainer.logger", "false", "--data.num_workers", "0"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    assert exit_.value.code == 0
+    saved = json.loads((out / "finder.json").read_text())
+    assert saved["strategy"] == "none" and saved["callback_kwargs"] == {}
+    assert saved["evidence"]["setting"] == "series" and not saved["evidence"]["mixes"]
+    cited = {(c["file"], c["keys"][-1]): c for c in saved["citations"]}
+    assert set(cited) == {
+        ("benchmarks/results/ucr_hlr.json", "hlr_fixed"),
+        ("benchmarks/results/ucr_hlr.json", "hlr_metric"),
+    }
+    fixed = cited[("benchmarks/results/ucr_hlr.json", "hlr_fixed")]
+    assert fixed["sign"] == "-" and fixed["mean"] == UCR_HLR_FIXED.mean
+    assert "in-sample" in saved["uncertainty"]
+    printed = capsys.readouterr().out
+    assert "EnlightenmentFinder recommends: none (train as usual, no strategy)" in printed
+    assert "ucr_hlr.json: fixed High-Loss Removal" in printed and "-0.49 [-0.95, -0.03] pp" in printed
+    assert "uncertainty: measured: ten UCR/UEA sets" in printed
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from lightning.pytorch.callbacks import Callback
 from lit_early_phase._validation import check_int, check_number
 from lit_early_phase.callbacks import EnlightenmentCallback, EnlightenmentDiagnostics
 from lit_early_phase.callbacks.history import PeriodHistory
-from lit_early_phase.finder.rule import Decision, Evidence, decide
+from lit_early_phase.finder.evidence import Citation
+from lit_early_phase.finder.rule import Decision, Evidence, Setting, decide
 from lit_early_phase.keys import BENR, DEAD_MEAN, DEAD_MIXED, INTERFERENCE, RUNNING_ACC
 from lit_early_phase.reporting.figure import boundary_figure
 
@@ -27,12 +28,16 @@ class Recommendation:
     """The finder's answer: the strategy, the evidence behind it, and the pilot's figure.
 
     Attributes:
-        strategy: ``"mixup_pause"``, ``"alpha_boost"``, ``"high_loss_removal"`` or ``"too_short"``.
+        strategy: ``"mixup_pause"``, ``"alpha_boost"``, ``"high_loss_removal"`` or ``"none"`` (train as usual,
+            no strategy).
         reason: the sentence with the numbers that decided.
-        callback_kwargs: ``EnlightenmentCallback`` arguments to train with (empty for ``"too_short"``).
+        callback_kwargs: ``EnlightenmentCallback`` arguments to train with (empty for ``"none"``).
         evidence: the pilot's measurements (:class:`~lit_early_phase.finder.rule.Evidence`).
         diagnostics: the pilot's ``EnlightenmentDiagnostics`` history (one dict per check).
         extrapolated: the rule went beyond what this repository measured.
+        citations: the measured figures behind the rule's branch
+            (:class:`~lit_early_phase.finder.evidence.Citation`: results file, keys, mean, 95 % interval).
+        uncertainty: how sure that branch is (seeds, settings, intervals, in-sample or not).
     """
 
     strategy: str
@@ -41,6 +46,8 @@ class Recommendation:
     evidence: Evidence
     diagnostics: list[dict[str, float]] = field(default_factory=list)
     extrapolated: bool = False
+    citations: tuple[Citation, ...] = ()
+    uncertainty: str = ""
     _history: PeriodHistory = field(default_factory=PeriodHistory, repr=False)
     _monitor_name: str = RUNNING_ACC
     _threshold: float | None = 0.5
@@ -52,9 +59,9 @@ class Recommendation:
             **overrides: ``EnlightenmentCallback`` arguments that replace the recommended ones.
 
         Returns:
-            The callback, or ``None`` for ``"too_short"`` (pass ``callbacks=[cb] if cb else []``).
+            The callback, or ``None`` for ``"none"`` (pass ``callbacks=[cb] if cb else []``).
         """
-        if self.strategy == "too_short":
+        if self.strategy == "none":
             return None
         return EnlightenmentCallback(**(self.callback_kwargs | overrides))
 
@@ -69,20 +76,25 @@ class Recommendation:
         return boundary_figure(self._history, monitor_name=self._monitor_name, threshold=self._threshold, title=title)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values (JSON-ready): strategy, reason, callback arguments, evidence, diagnostics."""
+        """Plain values (JSON-ready): strategy, reason, arguments, uncertainty, citations, evidence, diagnostics."""
         return {
             "strategy": self.strategy,
             "reason": self.reason,
             "callback_kwargs": dict(self.callback_kwargs),
             "extrapolated": self.extrapolated,
+            "uncertainty": self.uncertainty,
+            "citations": [c.to_dict() for c in self.citations],
             "evidence": self.evidence.to_dict(),
             "diagnostics": [dict(h) for h in self.diagnostics],
         }
 
     def __str__(self) -> str:
         e = self.evidence
-        lines = [f"EnlightenmentFinder recommends: {self.strategy}", f"  why: {self.reason}", "  evidence:"]
-        lines += [f"    {k}: {_fmt(v)}" for k, v in e.to_dict().items()]
+        what = " (train as usual, no strategy)" if self.strategy == "none" else ""
+        lines = [f"EnlightenmentFinder recommends: {self.strategy}{what}", f"  why: {self.reason}"]
+        lines += ["  measured behind this rule:"] + [f"    {c}" for c in self.citations]
+        lines += [f"  uncertainty: {self.uncertainty}" + (" [extrapolated]" if self.extrapolated else "")]
+        lines += ["  pilot evidence:"] + [f"    {k}: {_fmt(v)}" for k, v in e.to_dict().items()]
         if self.callback_kwargs:
             args = ", ".join(f"{k}={v!r}" for k, v in self.callback_kwargs.items())
             lines.append(f"  use: EnlightenmentCallback({args})")
@@ -114,7 +126,9 @@ class EnlightenmentFinder:
     ``planned_steps`` as the steps of the same run on one device (the boundary is a number of batches seen).
     It measures when the monitor reaches the threshold (the period's share of the planned run), the Mixup
     gradient interference and the dead-activation fractions inside the period, and applies
-    :func:`~lit_early_phase.finder.rule.decide` (the rule and its measured thresholds: docs/diagnostics.md).
+    :func:`~lit_early_phase.finder.rule.decide` (the rule and its measured thresholds: docs/diagnostics.md). The
+    answer may be ``"none"`` (train as usual) where the measured evidence shows no gain or a loss; every answer
+    carries the figures behind it (``citations``) and how sure it is (``uncertainty``).
 
     Args:
         pilot_fraction: the pilot's longest length as a share of the planned run, in ``(0, 1]``.
@@ -134,7 +148,7 @@ class EnlightenmentFinder:
         >>> finder = EnlightenmentFinder(max_pilot_steps=4, every_n_steps=2)
         >>> model = ImageClassifier("test_resnet", num_classes=10, in_chans=1, mixup_alpha=0.4)
         >>> rec = finder.find(model, MNIST5kDataModule(batch_size=16, train_subset=64), planned_steps=40)
-        >>> rec.strategy in ("mixup_pause", "alpha_boost", "too_short")
+        >>> rec.strategy in ("mixup_pause", "alpha_boost", "none")
         True
     """
 
@@ -226,20 +240,56 @@ class EnlightenmentFinder:
             dead_fraction=_mean(inside, DEAD_MEAN),
             dead_fraction_mixed=_mean(inside, DEAD_MIXED),
             benr=_mean(inside, BENR),
+            setting=setting_of(model, datamodule),
         )
         decision: Decision = decide(evidence)
         threshold = None if cb.duration is not None else cb.threshold
         return Recommendation(
             decision.strategy,
             decision.reason,
-            decision.callback_kwargs | {k: v for k, v in self.callback_args.items() if v != _default(k)},
+            {}  # "none": no callback to train with, so none of the user's callback arguments either
+            if decision.strategy == "none"
+            else decision.callback_kwargs | {k: v for k, v in self.callback_args.items() if v != _default(k)},
             evidence,
             diagnostics=[dict(h) for h in diag.history],
             extrapolated=decision.extrapolated,
+            citations=decision.citations,
+            uncertainty=decision.uncertainty,
             _history=cb.report.history,
             _monitor_name=cb.monitor_name,
             _threshold=threshold,
         )
+
+
+def setting_of(model: L.LightningModule, datamodule: Any = None) -> Setting:
+    """The kind of setting the rule's evidence is read for: detection, text, time series or images.
+
+    Args:
+        model: the recipe's LightningModule.
+        datamodule: its data module, if any.
+
+    Returns:
+        ``"detection"`` (an ``ObjectDetector``), ``"text"`` (a ``CausalLMFineTune``), ``"series"`` (a series
+        backbone, or UCR/UEA data) or ``"image"``.
+
+    Example:
+        >>> from lit_early_phase import ImageClassifier
+        >>> setting_of(ImageClassifier("fcn", num_classes=2, in_chans=1))
+        'series'
+    """
+    from lit_early_phase.backbones import SERIES_BACKBONES
+
+    # class names through the MRO, so the check imports neither transformers (causal LM) nor aeon (UCR data)
+    model_classes = {c.__name__ for c in type(model).__mro__}
+    data_classes = {c.__name__ for c in type(datamodule).__mro__}
+    if "ObjectDetector" in model_classes:
+        return "detection"
+    if "CausalLMFineTune" in model_classes:
+        return "text"
+    backbone = getattr(model, "hparams", {}).get("backbone")
+    if (isinstance(backbone, str) and backbone in SERIES_BACKBONES) or "UCRDataModule" in data_classes:
+        return "series"
+    return "image"
 
 
 def _mean(history: list[dict[str, float]], key: str) -> float:

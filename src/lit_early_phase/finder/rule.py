@@ -1,7 +1,10 @@
-"""The finder's rule: from a pilot run's evidence to a strategy, with the thresholds and where they come from.
+"""The finder's rule: from a pilot's evidence to a strategy or ``"none"``, each branch with its measured figures.
 
 Pure Python (no Lightning, no torch), so the rule can be read, tested and re-applied to saved evidence
-(``benchmarks/finder_check.py`` does, for every setting of the effect sweeps).
+(``benchmarks/finder_check.py`` does, for every setting of the effect sweeps). Each :class:`Decision` carries the
+figures it rests on (:mod:`lit_early_phase.finder.evidence`: results file, keys, mean and 95 % interval) and a
+sentence on how sure it is. The rule was written from those same results, so its agreement with them is
+in-sample; ``finder_check.py --out-of-sample`` checks it on a setting that set none of it.
 """
 
 from __future__ import annotations
@@ -10,13 +13,19 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-Choice = Literal["mixup_pause", "alpha_boost", "high_loss_removal", "too_short"]
+from lit_early_phase.finder import evidence as M
+from lit_early_phase.finder.evidence import Citation
+
+Choice = Literal["mixup_pause", "alpha_boost", "high_loss_removal", "none"]
+#: the kind of setting, as the pilot reads it from the model and data: the rule's evidence differs per kind
+Setting = Literal["image", "series", "detection", "text"]
 
 #: Below this share of the planned run, the period is "too short to matter". Measured: no pause shorter than 10 %
 #: of the run gained anywhere here - the ResNet sweep (benchmarks/results/effect.md: metric boundary at 2 %, fixed
 #: 5 %; -0.16 to +0.18 pp, none resolved) and the ViT sweep (vit_period.md: fixed 1, 2, 5 %; -0.72 to +0.60 pp,
 #: none resolved) - while at 32k images the ViT's fixed 20 % pause and its metric boundary (median 20 %) gained
-#: (+1.31 and +1.17 pp, resolved).
+#: (+1.31 and +1.17 pp, resolved). In-sample: any value between 0.02 and 0.17 gives the same answers on these sweeps,
+#: so their agreement with the rule does not test it (``finder_check.py --out-of-sample`` does, on a new setting).
 SHORT_SHARE = 0.10
 #: Mixup gradient interference inside the period (as the pilot measures it: training clean, the probe mixed)
 #: below which the rule leaves the measured range and recommends Alpha Boost, the paper's large-scale regime where
@@ -45,6 +54,7 @@ class Evidence:
         dead_fraction: mean dead-activation fraction of the clean probe inside the period (NaN: no layers).
         dead_fraction_mixed: the same for the mixed probe.
         benr: mean BENR of the checks inside the period.
+        setting: ``"image"``, ``"series"`` (a 1-D series backbone or UCR/UEA data), ``"detection"`` or ``"text"``.
 
     Example:
         >>> e = Evidence(planned_steps=600, pilot_steps=130, boundary_step=110, mixes=True)
@@ -60,6 +70,7 @@ class Evidence:
     dead_fraction: float = math.nan
     dead_fraction_mixed: float = math.nan
     benr: float = math.nan
+    setting: Setting = "image"
 
     @property
     def period_share(self) -> float:
@@ -82,13 +93,16 @@ class Decision:
     """The rule's answer.
 
     Attributes:
-        strategy: ``"mixup_pause"``, ``"alpha_boost"``, ``"high_loss_removal"`` or ``"too_short"``.
+        strategy: ``"mixup_pause"``, ``"alpha_boost"``, ``"high_loss_removal"`` or ``"none"`` (train as usual,
+            no strategy).
         reason: one sentence with the numbers that decided.
-        callback_kwargs: ``EnlightenmentCallback`` arguments to use (empty for ``"too_short"``).
+        callback_kwargs: ``EnlightenmentCallback`` arguments to use (empty for ``"none"``).
         extrapolated: the decision lies outside what this repository's benchmarks measured.
+        citations: the measured figures behind the branch (results file, keys, mean, 95 % interval).
+        uncertainty: how sure the branch is: seeds, settings, whether the intervals exclude 0, in-sample or not.
 
     Example:
-        >>> Decision("too_short", "the period ended at 2 % of the run", {}).callback_kwargs
+        >>> Decision("none", "the period ended at 2 % of the run", {}).callback_kwargs
         {}
     """
 
@@ -96,6 +110,8 @@ class Decision:
     reason: str
     callback_kwargs: dict[str, Any]
     extrapolated: bool = False
+    citations: tuple[Citation, ...] = ()
+    uncertainty: str = ""
 
 
 def suggested_guard(share: float) -> float:
@@ -116,13 +132,24 @@ def suggested_guard(share: float) -> float:
 
 
 def decide(evidence: Evidence) -> Decision:
-    """Recommend a strategy from a pilot's evidence (the rule of docs/diagnostics.md), first match wins.
+    """Recommend a strategy, or ``"none"``, from a pilot's evidence (the rule of docs/diagnostics.md).
 
-    1. the monitor reached the threshold before :data:`SHORT_SHARE` of the run -> ``"too_short"`` (no pause that
-       short gained here; a pilot that ended before the boundary does not count as a short period);
-    2. a module that does not mix -> ``"high_loss_removal"`` (Mixup is not there to pause or boost);
-    3. interference inside the period below :data:`LOW_INTERFERENCE` -> ``"alpha_boost"`` (extrapolated);
-    4. otherwise -> ``"mixup_pause"``, metric boundary, guard :func:`suggested_guard`.
+    First match wins; every branch cites its figures (:mod:`~lit_early_phase.finder.evidence`):
+
+    1. a time-series module that does not mix -> ``"none"``: High-Loss Removal, the strategy for a module that
+       does not mix, lost on the ten UCR/UEA sets (``ucr_hlr.json``: fixed 5 % resolved below 0, metric boundary
+       not resolved);
+    2. a detector that mixes -> ``"none"``: Mixup Pause measured no gain over always Mixup, and no Mixup was
+       ahead of both without a resolved difference (``detection_effect.json``, 3 seeds);
+    3. the monitor reached the threshold before :data:`SHORT_SHARE` of the run -> ``"none"``: no pause that short
+       gained (``effect.json``, ``vit_period.json``); a pilot that ended before the boundary does not count;
+    4. a module that does not mix -> ``"high_loss_removal"``, extrapolated (it was measured only on series,
+       where it lost);
+    5. interference inside the period below :data:`LOW_INTERFERENCE` -> ``"alpha_boost"``, extrapolated;
+    6. otherwise -> ``"mixup_pause"``, metric boundary, guard :func:`suggested_guard`: the one resolved gain
+       here (the small ViT at 32,000 images), exploratory.
+
+    A series module that mixes, or a text module, goes on to the image branches, flagged ``extrapolated``.
 
     Args:
         evidence: the pilot's measurements.
@@ -132,10 +159,13 @@ def decide(evidence: Evidence) -> Decision:
 
     Example:
         >>> decide(Evidence(planned_steps=1000, pilot_steps=250, boundary_step=20, mixes=True)).strategy
-        'too_short'
+        'none'
         >>> d = decide(Evidence(planned_steps=600, pilot_steps=150, boundary_step=100, mixes=True, interference=0.6))
         >>> d.strategy, d.callback_kwargs
         ('mixup_pause', {'strategy': 'mixup_pause', 'max_duration': 0.2})
+        >>> series = Evidence(planned_steps=300, pilot_steps=75, boundary_step=50, mixes=False, setting="series")
+        >>> decide(series).strategy
+        'none'
     """
     share = evidence.period_share
     where = (
@@ -146,19 +176,51 @@ def decide(evidence: Evidence) -> Decision:
         f"(>= {100 * share:.1f} % of the run"
         + (", a lower bound only: lengthen the pilot to measure the period)" if share < SHORT_SHARE else ")")
     )
+    if evidence.setting == "series" and not evidence.mixes:
+        return Decision(
+            "none",
+            f"{where}; a time-series module that does not mix: High-Loss Removal, its candidate, lost on the ten "
+            "UCR/UEA sets measured here (fixed 5 %: resolved below 0; metric boundary: interval contains 0). "
+            "Train as usual.",
+            {},
+            citations=(M.UCR_HLR_FIXED, M.UCR_HLR_METRIC),
+            uncertainty="measured: ten UCR/UEA sets x 5 seeds, one model (FCN, 300 steps); the fixed arm's loss is "
+            "resolved over the sets, the metric arm's is not; in-sample (this branch was written from these sets).",
+        )
+    if evidence.setting == "detection" and evidence.mixes:
+        return Decision(
+            "none",
+            f"{where}; a detector that mixes: Mixup Pause measured no gain over always Mixup on the tree crowns, "
+            "and training without Mixup was ahead of both in every seed, unresolved. Train as usual (trying "
+            "without Mixup is the measured lead, not a resolved result).",
+            {},
+            citations=M.DETECTION,
+            uncertainty="exploratory: one detector, one data set, 3 seeds; every interval contains 0; in-sample.",
+        )
     if share < SHORT_SHARE and evidence.boundary_step is not None:  # a bound from an unfinished pilot proves nothing
         return Decision(
-            "too_short",
-            f"{where}: under {100 * SHORT_SHARE:.0f} %, where no strategy measured a resolved effect here; train as "
-            "you planned (or keep the default callback: it costs nothing).",
+            "none",
+            f"{where}: under {100 * SHORT_SHARE:.0f} %, where no pause measured a resolved effect here (ResNet: "
+            "metric boundary and fixed 5 %; ViT: fixed 5 %); train as you planned. Dropping Mixup instead is not "
+            "supported either: it gained at 32,000 ResNet images and lost at 8,000, both resolved.",
             {},
+            citations=(*M.EFFECT_PAUSE_METRIC, *M.EFFECT_PAUSE_5, *M.VIT_PAUSE_5, *M.EFFECT_NO_MIXUP),
+            extrapolated=evidence.setting != "image",
+            uncertainty="5 seeds per setting, two image models; no short pause's interval excludes 0; the "
+            f"{SHORT_SHARE:.2f} threshold is in-sample (any value between 0.02 and 0.17 gives the same answers on "
+            "these sweeps).",
         )
     guard = suggested_guard(share)
     if not evidence.mixes:
         return Decision(
             "high_loss_removal",
-            f"{where}, and the module does not mix: remove the highest-loss samples during the period.",
+            f"{where}, and the module does not mix: remove the highest-loss samples during the period. "
+            "Extrapolated: High-Loss Removal was measured here only on time series, where it lost.",
             {"strategy": "high_loss_removal", "max_duration": guard},
+            extrapolated=True,
+            citations=(M.UCR_HLR_FIXED, M.UCR_HLR_METRIC),
+            uncertainty=f"extrapolated: no measurement of High-Loss Removal on {evidence.setting} here; the only "
+            "one (time series) is a loss.",
         )
     if math.isfinite(evidence.interference) and evidence.interference < LOW_INTERFERENCE:
         return Decision(
@@ -167,6 +229,9 @@ def decide(evidence: Evidence) -> Decision:
             "paper's large-scale regime, outside what this repository measured): mix harder during the period.",
             {"strategy": "alpha_boost", "max_duration": guard},
             extrapolated=True,
+            citations=M.EFFECT_ALPHA_BOOST,
+            uncertainty="extrapolated: Alpha Boost measured no resolved gain here (ResNet, interference 0.29-0.37); "
+            "the branch is the paper's claim for low interference, never measured here.",
         )
     interference = "not measured" if not math.isfinite(evidence.interference) else f"{evidence.interference:.3f}"
     return Decision(
@@ -174,4 +239,8 @@ def decide(evidence: Evidence) -> Decision:
         f"{where}; Mixup interference in the period is {interference}: pause Mixup until the boundary "
         f"(guard {guard:.2f} of the run).",
         {"strategy": "mixup_pause", "max_duration": guard},
+        extrapolated=evidence.setting != "image",
+        citations=M.VIT_PAUSE_LONG,
+        uncertainty="exploratory: one model (a small ViT from scratch) at two sizes, 5 seeds; resolved at 32,000 "
+        "images, not at 2,000; the thresholds are in-sample.",
     )
