@@ -141,6 +141,11 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     ("docs/benchmarks.md", "effect", f"no Mixup beat the plan (always-Mixup) by {e(2, 'none')}"),
     (
         "docs/benchmarks.md",
+        "finder_check",
+        "the ViT at 32,000 images, {pd:summary.4.difference}, Holm {ci:summary.4.holm.ci_holm}",
+    ),
+    (
+        "docs/benchmarks.md",
         "vit_period",
         f"{e(0, 'pause_metric')} (not resolved), {e(1, 'pause_metric')} (5:0 seeds, "
         f"p = {e(1, 'pause_metric', 'f3', 'p_value')} uncorrected)",
