@@ -105,13 +105,11 @@ def pilot(kind: str, size: int, seed: int, cfg: dict[str, Any]) -> dict[str, Any
 
 def holm_outcome(kind: str, size: int) -> dict[str, Any]:
     """The pause arms that gained over always-Mixup after Holm over the sweep's comparisons, and the best pause's
-    Holm interval (read from the sweep's saved results, ``_comparisons.sweep_holm``)."""
+    Holm interval (read from the sweep's saved results, ``_comparisons.result_holm``)."""
     stem, _ = SOURCES[kind]
     result = json.loads((C.RESULTS / f"{stem}.json").read_text())
-    ref = result["header"]["reference"]
-    others = [a for a in result["header"]["arms"] if a != ref]
-    holm = K.sweep_holm(result["summary"]["per_size"], others, ref)
-    pauses = {a: holm[(size, a)] for a in others if a.startswith("pause")}
+    holm = K.result_holm(result)
+    pauses = {a: x for (z, a), x in holm.items() if z == size and a.startswith("pause")}
     top = max(pauses, key=lambda a: pauses[a]["mean_diff"])
     return {
         "best_pause_ci_holm": pauses[top]["ci_holm"],
@@ -144,11 +142,29 @@ def outcome(kind: str, size: int) -> dict[str, Any]:
     } | holm_outcome(kind, size)
 
 
-def agrees(strategy: str, out: dict[str, Any]) -> bool:
+def agrees(strategy: str, out: dict[str, Any], gains: str = "resolved_pause_gains_holm") -> bool:
     """A recommendation agrees when it says "too short" and no pause gained, or "Mixup Pause" and one did (a gain
-    resolved after Holm over the sweep's comparisons)."""
-    gained = bool(out["resolved_pause_gains_holm"])
+    resolved after Holm over the sweep's comparisons; ``gains="resolved_pause_gains"``: a raw interval above 0)."""
+    gained = bool(out[gains])
     return (strategy == "mixup_pause" and gained) or (strategy == "too_short" and not gained)
+
+
+def with_holm(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row's outcome with its Holm fields; results saved before they existed get the same computation
+    from the sweep's saved results."""
+    o = row["outcome"]
+    return o if "resolved_pause_gains_holm" in o else o | holm_outcome(row["kind"], row["size"])
+
+
+def agreement(result: dict[str, Any]) -> dict[str, int]:
+    """How many of the ``settings`` agree, a gain resolved after Holm (``after_holm``) or a raw interval above 0
+    (``raw``)."""
+    rows = [(r["recommendation"], with_holm(r)) for r in result["summary"]]
+    return {
+        "settings": len(rows),
+        "after_holm": sum(agrees(s, o) for s, o in rows),
+        "raw": sum(agrees(s, o, "resolved_pause_gains") for s, o in rows),
+    }
 
 
 def summarise(pilots: list[dict[str, Any]], settings: list[tuple[str, int]]) -> list[dict[str, Any]]:
@@ -197,9 +213,7 @@ def markdown(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---|---|---|---|---|---|",
     ]
     for r in result["summary"]:
-        o = r["outcome"]
-        # results saved before the Holm fields existed: the same computation from the sweep's saved results
-        o = o if "resolved_pause_gains_holm" in o else o | holm_outcome(r["kind"], r["size"])
+        o = with_holm(r)
         votes = ", ".join(f"{k} {v}" for k, v in sorted(r["votes"].items()))
         lo, hi = o["best_pause_ci95"]
         hlo, hhi = o["best_pause_ci_holm"]
