@@ -24,6 +24,14 @@ def sweep_holm(per_size: list[dict[str, Any]], others: list[str], reference: str
     return {(row["size"], a): h[_key(row["size"], a)] for row in per_size for a in others}
 
 
+def result_holm(result: dict[str, Any]) -> dict[tuple[int, str], dict]:
+    """:func:`sweep_holm` of a saved sweep (``effect.json``, ``vit_period.json``): every arm of the header against
+    its ``reference``, the family the report's tables adjust over."""
+    h = result["header"]
+    others = [a for a in h["arms"] if a != h["reference"]]
+    return sweep_holm(result["summary"]["per_size"], others, h["reference"])
+
+
 def same_runs_by_size(runs: list[dict[str, Any]], sizes: list[int], arms: list[str]) -> dict[int, dict]:
     """size -> :func:`_common.same_runs` over the arms' runs at that size (seed -> run)."""
     out = {}

@@ -109,6 +109,11 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
     return {"arms": arms, "paired": paired, "paired_seeds": complete, "monitor_reach": reach}
 
 
+def comparisons(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """:func:`_common.holm` over the script's family: every paired difference of the summary (keys as there)."""
+    return C.holm({name: d["diffs"] for name, d in result["summary"]["paired"].items()})
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The tables: mAP@0.5 per arm, paired differences, the boundary, the monitor's running accuracy."""
     s, runs = result["summary"], result["runs"]
@@ -123,7 +128,7 @@ def markdown(result: dict[str, Any]) -> str:
     for a, v in s["arms"].items():
         per = ", ".join(f"{x:.3f}" for x in v["final_map_50"])
         lines.append(f"| {a} | {v['mean']:.3f} ± {v['std']:.3f} | [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}] | {per} |")
-    holm = C.holm({name: d["diffs"] for name, d in s["paired"].items()})
+    holm = comparisons(result)
     lines += [
         "",
         f"Paired by seed ({s['paired_seeds']}), difference of final mAP@0.5 (exploratory comparisons); the Holm "

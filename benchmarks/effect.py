@@ -365,7 +365,7 @@ def markdown(result: dict[str, Any]) -> str:
                     f"{100 * b['median_fraction']:.1f} % | {b['median_epochs_seen']:.2f} | {ended} |"
                 )
     if REFERENCE in arms and "pause_metric" in arms:
-        holm = K.sweep_holm(per_size, others, REFERENCE)
+        holm = K.result_holm(result)
         lines += [
             "",
             "Measured sign of Mixup Pause (metric boundary) against always-Mixup (raw 95 % interval; Holm-adjusted "

@@ -35,6 +35,13 @@ import _common as C  # the scripts run as files, not as a package
 import effect as E  # worker set-up, run log and cost accounting
 import vit_period as V  # the model, data and training of the ViT sweep
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py): the
+# ViT sweep's, whose model, data and training it runs, and this script.
+MEASURES = (
+    *V.MEASURES,
+    "benchmarks/vit_confirmatory.py",
+)
+
 PLAN_COMMIT = "ebd3b56fc8becda7dccb1bb4244a884910e7291b"
 PLAN = 'docs/benchmarks.md, "Confirmatory run: Mixup Pause on the small ViT (pre-registered)"'
 ARMS = ("mixup", "pause_metric", "none")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from lit_early_phase import _compat
 from lit_early_phase.modules import EnlightenmentMixin
@@ -102,6 +102,18 @@ def random_loader(n: int = 64, batch_size: int = 8, num_classes: int = 4, seed: 
     x = torch.randn(n, 8, generator=g)
     y = torch.randint(0, num_classes, (n,), generator=g)
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+
+
+class InterleavedSampler(DistributedSampler):
+    """Rank r of 2 reads the samples r, r + 2, ... in order. Lightning keeps a DistributedSampler it is given (it
+    would shuffle one of its own); the rank is read in each process, where the process group exists."""
+
+    def __init__(self, dataset):
+        super().__init__(dataset, num_replicas=2, rank=0, shuffle=False)
+
+    def __iter__(self):
+        self.rank = torch.distributed.get_rank()
+        return super().__iter__()
 
 
 def first_crossing(per_rank_rows, *, window, threshold, every=1):

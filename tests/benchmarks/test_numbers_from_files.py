@@ -1,23 +1,44 @@
 """Every result figure quoted in the prose of README.md, benchmarks/README.md and docs/*.md equals its results file.
 
 ``QUOTED`` is the table: (page, results name, quoted text). The quoted text holds its figures as ``{format:key.path}``
-fields, read from ``benchmarks/results/<name>.json`` (a dotted path; integers index lists) and written the way the
-page writes them; the rendered text must occur in the page's prose (whitespace joined, Unicode minus read as ``-``).
-The generated table copies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` are checked by
+fields, read from ``benchmarks/results/<name>.json`` (a dotted path; integers index lists) and written the way the page
+writes them; a path ``holm.<key>.<field>`` reads instead the Holm-adjusted comparison ``<key>`` that the script's own
+report computes from that file (``HOLM``: the same function, so the same family; for ``finder_check`` the report's
+agreement counts after Holm and raw). The rendered text must occur in the page's prose (whitespace joined, Unicode minus
+read as ``-``). The generated table copies between ``<!-- name:begin -->`` and ``<!-- name:end -->`` are checked by
 ``test_benchmark_provenance.py`` instead. A coverage guard finds every figure that looks like a result (an interval
 ``[a, b]``, a signed ``pp`` difference, a signed decimal, a ratio with 3-4 decimals) and fails unless it lies inside a
-quoted text of the table or is in ``ALLOWED`` (the paper's own numbers, configuration values), so a new figure
-cannot go unchecked.
+quoted text of the table or is in ``ALLOWED`` (the paper's own numbers, configuration values), so a new figure cannot go
+unchecked.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from functools import cache
+from typing import Any
 
 import pytest
 from docs_prose import RESULTS, ROOT, pages, prose
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import _comparisons as K  # the benchmark scripts are files, not a package
+import detection_effect
+import finder_check
+import ucr_hlr
+
+# results name -> the function its script's report builds its Holm family with (keys: "<size>|<arm>" for the sweeps,
+# "<set>|<arm>" and "over sets|<arm>" for UCR, the difference's name for the detector); for the finder check, its
+# agreement counts after Holm and raw
+HOLM = {
+    "finder_check": finder_check.agreement,
+    "effect": K.result_holm,
+    "vit_period": K.result_holm,
+    "ucr_hlr": ucr_hlr.comparisons,
+    "detection_effect": detection_effect.comparisons,
+}
 
 # (page, section heading) whose figures are not guarded here: the finder's sections of docs/diagnostics.md are
 # rewritten with the finder (issue 24, item 2); their figures join QUOTED with that rewrite
@@ -65,6 +86,7 @@ FORMATS = {
     "fci4": lambda v: f"[{v[0]:.4f}, {v[1]:.4f}]",
     "sci3": lambda v: f"[{_signed(v[0], 3)}, {_signed(v[1], 3)}]",
     "onep4": lambda x: f"{1 + x:.4f}",  # 1 + a share: a ratio
+    "int": lambda x: f"{x:d}",  # a count, such as Holm's m
     "num": lambda s: re.search(r"\d+\.\d+", s).group(),  # the decimal a recorded message holds
 }
 
@@ -82,6 +104,17 @@ def e(size: int, arm: str, fmt: str = "pd", key: str = "") -> str:
     """A field of a paired difference to always-Mixup (effect.json, vit_period.json) at size index ``size``."""
     path = E.format(size, arm) + (f".{key}" if key else "")
     return "{" + f"{fmt}:{path}" + "}"
+
+
+def h(key: str, fmt: str = "ci", field: str = "ci_holm") -> str:
+    """A field of the Holm-adjusted comparison ``key`` the script's report computes (``HOLM``), by default its
+    interval."""
+    return "{" + f"{fmt}:holm.{key}.{field}" + "}"
+
+
+def eh(size: int, arm: str, fmt: str = "ci", field: str = "ci_holm") -> str:
+    """A Holm field of the sweep comparison of ``arm`` to always-Mixup at ``size`` training images."""
+    return h(f"{size}|{arm}", fmt, field)
 
 
 def det(pair: str) -> str:
@@ -107,6 +140,10 @@ DET_ARMS = (
     "{f3:summary.arms.mixup_pause.mean} ± {f3:summary.arms.mixup_pause.std}, always-Mixup "
     "{f3:summary.arms.always_mixup.mean} ± {f3:summary.arms.always_mixup.std}"
 )
+AGREE = (
+    "{int:holm.after_holm} of {int:holm.settings} settings when a pause gain must be resolved after Holm "
+    "({int:holm.raw} of {int:holm.settings} with raw intervals)"
+)
 UCR_BOTH = (ucr("hlr_metric"), ucr("hlr_fixed"))
 
 QUOTED: tuple[tuple[str, str, str], ...] = (
@@ -131,13 +168,26 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     ("README.md", "detection_effect", f"(val mAP@0.5 {DET_ARMS};"),
     (
         "README.md",
+        "vit_period",
+        f"after Holm over those {eh(32000, 'pause_metric', 'int', 'm')} comparisons their intervals contain 0 "
+        f"(Holm {eh(32000, 'pause_metric')} and {eh(32000, 'pause_20')})",
+    ),
+    ("README.md", "finder_check", f"in-sample, it agreed with the sweeps' outcome in {AGREE}"),
+    (
+        "README.md",
         "overhead",
         f"took {{f4:{TOG.format(2)}.ratio.mean}} to {{f4:{TOG.format(5)}.ratio.mean}} of the same step",
     ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
     ("docs/benchmarks.md", "effect", ", ".join(e(i, "pause_metric") for i in range(3)) + ": none resolved"),
     ("docs/benchmarks.md", "effect", ", ".join(e(i, "alpha_boost") for i in range(3)) + ": none resolved"),
-    ("docs/benchmarks.md", "effect", ", ".join(e(i, "pause_long") for i in range(3)) + ": worse at 8,000 images"),
+    (
+        "docs/benchmarks.md",
+        "effect",
+        f"{e(0, 'pause_long')}, {e(1, 'pause_long')} Holm {eh(8000, 'pause_long')}, {e(2, 'pause_long')}: worse at "
+        f"8,000 images (0 of 5 seeds better; resolved after Holm over the sweep's {eh(8000, 'pause_long', 'int', 'm')} "
+        "comparisons), the other two not resolved",
+    ),
     ("docs/benchmarks.md", "effect", f"no Mixup beat the plan (always-Mixup) by {e(2, 'none')}"),
     (
         "docs/benchmarks.md",
@@ -147,22 +197,30 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "docs/benchmarks.md",
         "vit_period",
-        f"{e(0, 'pause_metric')} (not resolved), {e(1, 'pause_metric')} (5:0 seeds, "
-        f"p = {e(1, 'pause_metric', 'f3', 'p_value')} uncorrected)",
+        f"{e(0, 'pause_metric')} (not resolved), {e(1, 'pause_metric')} Holm {eh(32000, 'pause_metric')} (5:0 seeds, "
+        f"p = {e(1, 'pause_metric', 'f3', 'p_value')} uncorrected): neither resolved after Holm over the sweep's "
+        f"{eh(32000, 'pause_metric', 'int', 'm')} comparisons",
     ),
     (
         "docs/benchmarks.md",
         "vit_period",
-        f"{e(0, 'pause_20')} (not resolved), {e(1, 'pause_20')} (5:0 seeds, "
-        f"p = {e(1, 'pause_20', 'f3', 'p_value')} uncorrected",
+        f"{e(0, 'pause_20')} (not resolved), {e(1, 'pause_20')} Holm {eh(32000, 'pause_20')} (5:0 seeds, "
+        f"p = {e(1, 'pause_20', 'f3', 'p_value')} uncorrected, not resolved after Holm",
     ),
     ("docs/benchmarks.md", "vit_period", f"at 32,000 images {PAUSES_32K}: no dose-response"),
-    ("docs/benchmarks.md", "ucr_hlr", f"metric boundary {UCR_BOTH[0]} (not resolved); fixed 5 % period {UCR_BOTH[1]}"),
+    (
+        "docs/benchmarks.md",
+        "ucr_hlr",
+        f"metric boundary {UCR_BOTH[0]} (not resolved); fixed 5 % period {UCR_BOTH[1]} "
+        f"Holm {h('over sets|hlr_fixed', 'ci1')} (raw interval below 0, not resolved after Holm over the "
+        f"{h('over sets|hlr_fixed', 'int', 'm')} comparisons)",
+    ),
     (
         "docs/benchmarks.md",
         "detection_effect",
         f"vs always-Mixup {det('mixup_pause-always_mixup')}, vs no Mixup {det('mixup_pause-no_mixup')}",
     ),
+    ("docs/benchmarks.md", "finder_check", f"outcome | {AGREE.replace('settings when', 'settings agree when')}"),
     ("docs/benchmarks.md", "overhead", f"{{onep4:{TOG.format(3)}.hook_share}}-{{onep4:{TOG.format(0)}.hook_share}}"),
     (
         "docs/benchmarks.md",
@@ -203,6 +261,12 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "docs/benchmarks.md",
         "vit_period",
+        f"over those {eh(32000, 'pause_metric', 'int', 'm')} (Holm intervals {eh(32000, 'pause_metric')} and "
+        f"{eh(32000, 'pause_20')} at 32,000 images",
+    ),
+    (
+        "docs/benchmarks.md",
+        "vit_period",
         f"pauses gave {PAUSES_32K.rsplit(', ', 1)[0]}, {e(1, 'pause_10', 'pp', 'mean_diff')} and "
         f"{e(1, 'pause_20', 'pp', 'mean_diff')} pp",
     ),
@@ -224,7 +288,8 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "effect",
         f"by {e(0, 'pause_long', 'pp', 'mean_diff')} pp {e(0, 'pause_long', 'ci', 'ci95')} at 2,000 images "
         f"(not resolved), {e(1, 'pause_long', 'pp', 'mean_diff')} pp {e(1, 'pause_long', 'ci', 'ci95')} at 8,000 "
-        "(all 5 seeds worse) and "
+        f"(all 5 seeds worse; resolved after Holm over the sweep's {eh(8000, 'pause_long', 'int', 'm')} comparisons, "
+        f"Holm {eh(8000, 'pause_long')}) and "
         f"{e(2, 'pause_long', 'pp', 'mean_diff')} pp {e(2, 'pause_long', 'ci', 'ci95')} at 32,000",
     ),
     (
@@ -233,6 +298,11 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         f"worth {e(1, 'none', 'npp', 'mean_diff')} pp over no Mixup at 8,000 images (no Mixup: {e(1, 'none')})",
     ),
     ("docs/benchmarks.md", "effect", f"(no Mixup: {e(2, 'none')})"),
+    (
+        "docs/benchmarks.md",
+        "effect",
+        f"underfit (both resolved after Holm: {eh(8000, 'none')} and {eh(32000, 'none')})",
+    ),
     ("docs/benchmarks.md", "effect", f"no Mixup's {e(0, 'none')} is not resolved"),
     (
         "docs/benchmarks.md",
@@ -268,7 +338,8 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "docs/detection.md",
         "detection_effect",
-        f"no Mixup: {det('mixup_pause-no_mixup')}, worse in 3 of 3 seeds",
+        f"no Mixup: {det('mixup_pause-no_mixup')}, worse in 3 of 3 seeds but not resolved (Holm-adjusted over the "
+        f"three differences of `detection_effect.md`: {h('mixup_pause-no_mixup', 'sci3')};",
     ),
     (
         "docs/detection.md",
@@ -292,6 +363,12 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "vit_period",
         f"boundary, {e(1, 'pause_metric', 'pp', 'mean_diff')} pp {e(1, 'pause_metric', 'ci', 'ci95')} "
         f"(5 of 5, p = {e(1, 'pause_metric', 'f3', 'p_value')})",
+    ),
+    (
+        "docs/diagnostics.md",
+        "vit_period",
+        f"after Holm over the sweep's {eh(32000, 'pause_20', 'int', 'm')} comparisons their intervals contain 0 "
+        f"({eh(32000, 'pause_20')} and {eh(32000, 'pause_metric')})",
     ),
     (
         "docs/diagnostics.md",
@@ -341,6 +418,12 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "docs/timeseries.md",
         "ucr_hlr",
+        f"After Holm over the run's {h('over sets|hlr_metric', 'int', 'm')} comparisons (exploratory, like every sweep "
+        f"here) both contain 0: {h('over sets|hlr_metric', 'ci1')} and {h('over sets|hlr_fixed', 'ci1')}.",
+    ),
+    (
+        "docs/timeseries.md",
+        "ucr_hlr",
         "PickupGestureWiimoteZ with the metric boundary, {pp1:summary.per_set.8.hlr_metric_vs_baseline.mean_diff} pp "
         "{ci1:summary.per_set.8.hlr_metric_vs_baseline.ci95}",
     ),
@@ -363,9 +446,21 @@ def value(data: object, path: str) -> object:
     return data
 
 
+@cache
+def holm(name: str) -> dict[str, dict[str, Any]]:
+    """The Holm-adjusted comparisons (or, for ``finder_check``, agreement counts) the report of ``<name>.json``
+    computes, by ``HOLM[name]``; tuple keys joined by ``|``."""
+    return {"|".join(map(str, k)) if isinstance(k, tuple) else k: x for k, x in HOLM[name](result(name)).items()}
+
+
+def field(name: str, path: str) -> object:
+    """The value of a field's ``path``: in :func:`holm` for ``holm.<key>...``, else in ``<name>.json``."""
+    return value(holm(name), path.removeprefix("holm.")) if path.startswith("holm.") else value(result(name), path)
+
+
 def render(name: str, quoted: str) -> str:
-    """``quoted`` with each ``{format:path}`` field replaced by the formatted value from ``<name>.json``."""
-    return FIELD.sub(lambda m: FORMATS[m.group(1)](value(result(name), m.group(2))), quoted)
+    """``quoted`` with each ``{format:path}`` field replaced by its formatted value (:func:`field`)."""
+    return FIELD.sub(lambda m: FORMATS[m.group(1)](field(name, m.group(2))), quoted)
 
 
 def page_prose(page: str) -> str:

@@ -6,9 +6,9 @@ from functools import partial
 import lightning as L
 import pytest
 import torch
-from helpers import ScriptedModule, first_crossing, random_loader, trainer_kwargs
+from helpers import InterleavedSampler, ScriptedModule, first_crossing, random_loader, trainer_kwargs
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval, ImageClassifier
 from lit_early_phase.datamodules import MNIST5kDataModule
@@ -56,18 +56,6 @@ class CountsReport(Callback):
         report = {"rows": self.rows, "boundary_step": cb.boundary_step, "reason": cb.reason}
         with open(f"{self.out_dir}/counts{trainer.global_rank}.json", "w") as f:
             json.dump(report, f)
-
-
-class InterleavedSampler(DistributedSampler):
-    """Rank r reads the samples r, r + 2, ... in order. Lightning keeps a DistributedSampler it is given (it would
-    shuffle one of its own); the rank is read in each process, where the process group exists."""
-
-    def __init__(self, dataset):
-        super().__init__(dataset, num_replicas=2, rank=0, shuffle=False)
-
-    def __iter__(self):
-        self.rank = torch.distributed.get_rank()
-        return super().__iter__()
 
 
 def rank_split_digits(n=768, seed=0):

@@ -9,9 +9,10 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers import column, read_metrics, trainer_kwargs
+from helpers import InterleavedSampler, column, first_crossing, read_metrics, trainer_kwargs
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
 
 from lit_early_phase import EnlightenmentCallback, ObjectDetector
 from lit_early_phase.datamodules import TreeCrownDataModule
@@ -116,35 +117,106 @@ def test_alpha_boost_with_cutmix_is_refused_before_training(tmp_path):
     assert trainer.global_step == 0
 
 
+THRESHOLD = 0.45
+STEPS = 6
+
+
+def rank_skewed(step: int, rank: int) -> float:
+    """The box classifier's foreground accuracy each rank records: rank 0 climbs min(step / 4, 1), rank 1 stays at
+    0.1. Checked every step (window 1), rank 0 alone would end the period at step 3 and rank 1 never; pooled (for
+    equal foreground totals) at step 5. The counts keep each step's real foreground total."""
+    return min(step / 4, 1.0) if rank == 0 else 0.1
+
+
+class SkewedDetector(SpyDetector):
+    """The spy detector under a scripted per-rank accuracy (``rank_skewed``), keeping each batch's images' sums."""
+
+    def detection_step(self, images, targets):
+        self.rows.append({"sums": [float(image.sum()) for image in images]})
+        return super().detection_step(images, targets)
+
+    def record_accuracy(self, correct, total):
+        acc = rank_skewed(self.trainer.global_step, self.global_rank)
+        super().record_accuracy(torch.round(acc * total), total)
+
+
 class RankReport(Callback):
+    """Each rank writes its (global_step, correct, total) per batch, what it removed and where its period ended."""
+
     def __init__(self, out: Path):
         self.out = out
+        self.counts: list[tuple[int, int, int]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        rec = pl_module.enlightenment_record
+        self.counts.append((trainer.global_step, int(rec.correct), int(rec.total)))
 
     def on_train_end(self, trainer, pl_module):
-        rec = {"rank": trainer.global_rank, "world": trainer.world_size, "steps": trainer.global_step}
-        rec["boundary"] = trainer.callbacks[0].boundary_step
-        rec["drop"] = pl_module.knobs.drop_fraction
+        rows = pl_module.rows  # per step: the images' sums (detection_step), then losses and kept (reduce_losses)
+        steps = [
+            {**a, "step": b["step"], "losses": b["losses"].tolist(), "kept": b["kept"].tolist()}
+            for a, b in zip(rows[::2], rows[1::2], strict=True)
+        ]
+        rec = {"world": trainer.world_size, "counts": self.counts, "steps": steps}
+        rec["boundary"], rec["drop"] = trainer.callbacks[0].boundary_step, pl_module.knobs.drop_fraction
         (self.out / f"rank{trainer.global_rank}.json").write_text(json.dumps(rec))
 
 
-def test_ddp_spawn_on_two_cpu_processes(tmp_path):
-    model = ObjectDetector(**SMALL)
-    cb = EnlightenmentCallback(strategy=HighLossRemoval(fraction=0.5), duration="2st")
+def test_ddp_spawn_ends_the_period_on_the_pooled_accuracy_and_each_rank_removes_its_own_images(tmp_path):
+    """2 CPU processes, rank r reading tiles r, r + 2, ...: both end the period at the step computed from the
+    counts of both (neither rank's own step), and until then each drops the higher-loss image of its own batch."""
+    dm = _data()
+    dm.setup("fit")
+    loader = DataLoader(dm.train_set, batch_size=2, sampler=InterleavedSampler(dm.train_set), collate_fn=dm.collate_fn)
+    cb = EnlightenmentCallback(
+        strategy=HighLossRemoval(fraction=0.5),
+        threshold=THRESHOLD,
+        window=1,
+        check_every_n_steps=1,
+        max_duration=None,
+    )
     trainer = L.Trainer(
-        max_steps=3,
+        max_steps=STEPS,
         callbacks=[cb, RankReport(tmp_path)],
         **trainer_kwargs(tmp_path, strategy="ddp_spawn", devices=2),
     )
-    trainer.fit(model, TreeCrownDataModule(batch_size=2, augment=False))
+    trainer.fit(SkewedDetector(**SMALL), loader)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert [(r["world"], r["steps"], r["boundary"], r["drop"]) for r in reports] == [(2, 3, 2, 0.0)] * 2
+    assert [(r["world"], r["drop"]) for r in reports] == [(2, 0.0)] * 2
+
+    counts = [r["counts"] for r in reports]
+    assert [c[0] for c in counts[0]] == [c[0] for c in counts[1]] == list(range(1, STEPS + 1))
+    expected = first_crossing(counts, window=1, threshold=THRESHOLD)
+    alone = [first_crossing([c], window=1, threshold=THRESHOLD) for c in counts]
+    assert expected is not None and [r["boundary"] for r in reports] == [expected, expected]
+    assert alone[0] is not None and alone[0] < expected and alone[1] is None  # the decision used both ranks
+
+    sums = [float(dm.train_set[i][0].sum()) for i in range(len(dm.train_set))]
+    for rank, report in enumerate(reports):
+        assert [s["step"] for s in report["steps"]] == list(range(STEPS))
+        for s in report["steps"]:
+            index = [sums.index(pytest.approx(v)) for v in s["sums"]]  # which tiles this batch held
+            assert index == [rank + 4 * s["step"], rank + 4 * s["step"] + 2]  # rank r's own tiles, in order
+            dropped = [i for i, kept in zip(index, s["kept"], strict=True) if not kept]
+            if s["step"] < expected:  # in the period: the tile with the higher loss left the loss
+                assert dropped == [index[max(range(2), key=s["losses"].__getitem__)]]
+            else:
+                assert dropped == []
 
 
-def test_bf16_mixed_trains(tmp_path):
+def test_bf16_mixed_runs_the_convolutions_and_the_box_classifier_in_bf16(tmp_path):
     model = SpyDetector(mixup_alpha=0.5, **SMALL)
+    seen = {"conv": [], "box_classifier": []}
+    conv = next(m for m in model.model.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.register_forward_hook(lambda m, i, out: seen["conv"].append(out.dtype))
+    cls_score = model.model.roi_heads.box_predictor.cls_score
+    cls_score.register_forward_hook(lambda m, i, out: seen["box_classifier"].append(out.dtype))
     trainer = L.Trainer(max_steps=2, precision="bf16-mixed", **trainer_kwargs(tmp_path))
     trainer.fit(model, _data())
-    assert len(model.rows) == 2 and all(bool(torch.isfinite(r["losses"]).all()) for r in model.rows)
+    assert seen == {"conv": [torch.bfloat16] * 2, "box_classifier": [torch.bfloat16] * 2}  # one forward per step
+    assert conv.weight.dtype == torch.float32  # mixed: the parameters stay float32
+    assert len(model.rows) == 2 and all(r["losses"].dtype == torch.float32 for r in model.rows)
+    assert all(bool(torch.isfinite(r["losses"]).all()) for r in model.rows)
 
 
 @pytest.mark.slow
