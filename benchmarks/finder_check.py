@@ -249,6 +249,24 @@ def verdict_counts(rows: list[dict[str, Any]]) -> str:
     return ", ".join(f"{k} {counts[k]}" for k in ("yes", "unresolved", "no", "not evaluated") if counts[k])
 
 
+def agreement(result: dict[str, Any]) -> dict[str, int]:
+    """The in-sample agreement counts of a saved result, re-derived by :func:`holm_verdicts` (docs quote them).
+
+    Args:
+        result: a saved ``finder_check.json`` (its ``summary`` rows hold the raw differences).
+
+    Returns:
+        ``settings`` (evaluated settings, Holm's m), ``after_holm`` (verdict "yes": the recommended arm resolved
+        above the other after Holm over the settings) and ``raw`` (its raw 95 % interval above 0).
+    """
+    rows = [r for r in holm_verdicts(result["summary"]) if r["difference"] is not None]
+    return {
+        "settings": len(rows),
+        "after_holm": sum(r["verdict"] == "yes" for r in rows),
+        "raw": sum(r["difference"]["sign"] == "+" for r in rows),
+    }
+
+
 def raw_counts(rows: list[dict[str, Any]]) -> str:
     """How many evaluated rows' raw 95 % interval lies above 0 / below 0 (``"1 of 5, below 0: 0"``)."""
     signs = Counter(r["difference"]["sign"] for r in rows if r["difference"] is not None)

@@ -98,3 +98,8 @@ def test_the_out_of_sample_quick_mode_runs_end_to_end(tmp_path):
     table = out.with_suffix(".md").read_text()
     assert "Out-of-sample" in table and f"**{s['verdict']}**" in table
     assert "out-of-sample (planned in docs/diagnostics.md)" in table and s["holm"]["m"] == 1
+
+
+def test_the_agreement_counts_the_docs_quote_are_re_derived_after_holm():
+    saved = json.loads((ROOT / "benchmarks" / "results" / "finder_check.json").read_text())
+    assert F.agreement(saved) == {"settings": 5, "after_holm": 0, "raw": 1}
