@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _common as C  # noqa: E402
 import _comparisons as K  # noqa: E402
+import detection_effect  # noqa: E402
 import ucr_hlr  # noqa: E402
 
 
@@ -44,13 +45,12 @@ def _holm_as_the_report(citation: M.Citation) -> dict:
     result = json.loads((ROOT / citation.file).read_text())
     stem = Path(citation.file).stem
     if stem in ("effect", "vit_period"):
-        others = [a for a in result["header"]["arms"] if a != "mixup"]
         row = result["summary"]["per_size"][citation.keys[2]]
-        return K.sweep_holm(result["summary"]["per_size"], others, "mixup")[(row["size"], citation.keys[4])]
+        return K.result_holm(result)[(row["size"], citation.keys[4])]
     if stem == "ucr_hlr":
         return ucr_hlr.comparisons(result)[f"over sets|{citation.keys[2]}"]
     assert stem == "detection_effect"
-    return C.holm({name: d["diffs"] for name, d in result["summary"]["paired"].items()})[citation.keys[2]]
+    return detection_effect.comparisons(result)[citation.keys[2]]
 
 
 @pytest.mark.parametrize("citation", M.ALL, ids=lambda c: f"{Path(c.file).stem}:{'/'.join(map(str, c.keys))}")
