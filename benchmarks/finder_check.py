@@ -42,6 +42,30 @@ import _common as C  # the scripts run as files, not as a package
 import effect as E
 import vit_period as V
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py): the
+# pilots (the finder, its callback and diagnostics, the models and data) and the outcomes it reads (the sweeps'
+# scripts). _common.py is left out: its statistics and reports change no measurement (the verdict is re-derived by
+# --resummarise and checked by test_benchmark_provenance); list it if it starts shaping training.
+MEASURES = (
+    "src/lit_early_phase/finder",
+    "src/lit_early_phase/callbacks",
+    "src/lit_early_phase/strategies",
+    "src/lit_early_phase/knobs.py",
+    "src/lit_early_phase/keys.py",
+    "src/lit_early_phase/modules/classifier.py",
+    "src/lit_early_phase/modules/mixin.py",
+    "src/lit_early_phase/modules/rng.py",
+    "src/lit_early_phase/modules/factories.py",
+    "src/lit_early_phase/modules/manifold.py",
+    "src/lit_early_phase/backbones",
+    "src/lit_early_phase/functional",
+    "src/lit_early_phase/datamodules/vision/fashion_mnist.py",
+    "src/lit_early_phase/datamodules/vision/images.py",
+    "src/lit_early_phase/datamodules/loaders.py",
+    "benchmarks/finder_check.py",
+    "benchmarks/effect.py",
+    "benchmarks/vit_period.py",
+)
 SETTINGS = [("resnet", 2000), ("resnet", 8000), ("resnet", 32000), ("vit", 2000), ("vit", 32000)]
 SOURCES = {"resnet": ("effect", E), "vit": ("vit_period", V)}
 FULL = {"seeds": 3, "pilot_fraction": 0.25, "every_n_steps": 5, "settings": SETTINGS}
