@@ -520,3 +520,18 @@ def holm_cell(h: dict[str, Any], digits: int = 2, scale: float = 100.0) -> str:
     lo, hi = h["ci95"]
     hlo, hhi = h["ci_holm"]
     return f"{f(h['mean_diff'])} [{f(lo)}, {f(hi)}] Holm [{f(hlo)}, {f(hhi)}]"
+
+
+def goal_verdict(ci95: Sequence[float], goal: float, *, at_most: bool = True) -> str:
+    """A goal judged on a 95 % interval: ``"met"``, ``"missed"`` or ``"not resolved"``.
+
+    For an upper goal (``at_most``, e.g. a ratio <= 1.01) it is met only when the whole interval lies at or below
+    it, missed when the whole interval lies above it, and not resolved when the interval straddles it (or has no
+    bounds: a single repeat). A lower goal (``at_most=False``, e.g. a speed-up >= 1) mirrors that.
+    """
+    lo, hi = (float(x) for x in ci95)
+    if math.isnan(lo) or math.isnan(hi):
+        return "not resolved"
+    if at_most:
+        return "met" if hi <= goal else ("missed" if lo > goal else "not resolved")
+    return "met" if lo >= goal else ("missed" if hi < goal else "not resolved")

@@ -63,3 +63,6 @@ def test_detection_overhead_quick_writes_a_positive_ratio(tmp_path, model):
     result = _quick("detection_overhead.py", tmp_path / "overhead")
     ratio = result["models"][model]["ratio"]
     assert len(ratio["ratios"]) == 2 and all(math.isfinite(r) and r > 0 for r in ratio["ratios"])
+    lo, hi = ratio["ci95"]
+    expected = "met" if hi <= 1.01 else "missed" if lo > 1.01 else "not resolved"
+    assert result["models"][model]["goal_max"] == 1.01 and result["models"][model]["verdict"] == expected

@@ -34,6 +34,14 @@ def _finite_positive(x) -> bool:
     return isinstance(x, int | float) and math.isfinite(x) and x > 0
 
 
+def _verdict(ci95, goal) -> str:
+    """The interval's verdict on an upper goal, written out here (not the script's helper)."""
+    lo, hi = ci95
+    if math.isnan(lo):
+        return "not resolved"
+    return "met" if hi <= goal else "missed" if lo > goal else "not resolved"
+
+
 def _start(script: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, str(script), "--quick", "--out", str(out), *extra]
@@ -110,10 +118,20 @@ def test_overhead_quick_writes_positive_ratios_and_equal_boundaries(quick_result
     h = result["header"]
     assert h["mode"] == "quick" and h["threads"] == 1 and "not figures" in h["note"]
 
+    whole = result["whole"]["comparisons"]  # the headline: the suite's whole step / a plain step with timm Mixup
+    assert [(c["key"], c["goal_max"]) for c in whole] == [("model", 1.01), ("fast", 1.02)]
+    for c in whole:
+        r = c["ratio"]
+        assert len(r["ratios"]) == c["repeats"] == 2 and _finite_positive(r["mean"])
+        assert _finite_positive(c["suite_ms"][0]) and _finite_positive(c["plain_ms"][0])
+        assert c["verdict"] == _verdict(r["ci95"], c["goal_max"])
+    assert "| goal: interval |" in out.with_suffix(".md").read_text()
+
     comparisons = result["step"]["comparisons"]
     assert len(comparisons) == 7
     for c in comparisons:
         assert _finite_positive(c["ratio"]["mean"]) and _finite_positive(c["reference_ms"][0])
+        assert c["verdict"] == _verdict(c["ratio"]["ci95"], c["goal_max"])
         assert c["forward_calls_per_step"] == 1.0  # High-Loss Removal reuses the forward pass
         if c["arm"].endswith("_in"):
             assert c["in_period_at_end"] is True
@@ -126,6 +144,7 @@ def test_overhead_quick_writes_positive_ratios_and_equal_boundaries(quick_result
     for c in toggle["comparisons"]:
         assert c["ratio"]["n_pairs"] == cfg["pairs"] * cfg["repeats"] and _finite_positive(c["ratio"]["mean"])
         assert all(len(f["pair_ratios"]) == cfg["pairs"] for f in c["fits"])
+        assert c["verdict"] == _verdict(c["ratio"]["ci95"], c["goal_max"]) and "meets_goal_by_hook_time" not in c
         if c["toggled"] == "callback":  # the hooks ran (and were timed) on the on-blocks
             assert _finite_positive(c["hook_us_per_step"][0]) and 0 < c["hook_share"] < 1
         else:

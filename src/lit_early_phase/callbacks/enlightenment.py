@@ -32,6 +32,8 @@ from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies import Strategy, StrategyName, resolve_strategy
 
 DURATIONS = ("duration", "min_duration", "max_duration")
+#: steps whose NaN/inf counts are kept as they came before one addition folds them (bounded, one launch per FOLD)
+FOLD = 32
 
 
 class EnlightenmentCallback(Callback):
@@ -164,6 +166,8 @@ class EnlightenmentCallback(Callback):
         self._chance: float | None = None
         self._outside_fit = False  # inside validate/test/predict: a checkpoint must not overwrite the state
         self._nonfinite: Any = 0  # NaN/inf per-sample losses summed on the device, read where a sync happens anyway
+        self._nonfinite_pending: list[Any] = []  # the last steps' counts, folded into _nonfinite every FOLD steps
+        self._fit_rule: BoundaryRule | None = None  # the rule for this fit, built once in on_fit_start
         self._warned_nonfinite = False
 
     def __repr__(self) -> str:
@@ -244,6 +248,7 @@ class EnlightenmentCallback(Callback):
         self._outside_fit = stage != "fit"
         if stage != "fit":
             return
+        self._fit_rule = None  # built again in on_fit_start, from this fit's configuration
         others = [c for c in trainer.callbacks if isinstance(c, EnlightenmentCallback) and c is not self]
         if others:
             raise messages.second_callback([self, *others], type(pl_module).__name__)
@@ -276,6 +281,7 @@ class EnlightenmentCallback(Callback):
         if guard_dropped:
             messages.warn_guard_off()
             self.max_duration = None
+        self._fit_rule = self.rule  # the configuration is final now: one rule for the whole fit
         self._apply_phase(pl_module)
         self.report.start(trainer, self.config())
 
@@ -302,33 +308,41 @@ class EnlightenmentCallback(Callback):
     ) -> None:
         """Fresh step record, so nothing of the last step is reported as applied again."""
         self._module(pl_module).begin_enlightenment_step()
-        self._step_at_batch_start = trainer.global_step
+        if self.in_period:  # only a step inside the period is checked (the phase is latched after it)
+            self._step_at_batch_start = trainer.global_step
 
     @override
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        """Log what was applied; after every ``check_every_n_steps``-th optimizer step, decide."""
+        """Log what was applied; after every ``check_every_n_steps``-th optimizer step, decide.
+
+        Per step this only keeps references (the window's counts, the NaN/inf count) and asks the rule about
+        step-based lengths; device values are combined at a check, read (one host sync) at a check or a logged
+        step, and the history grows on logged steps only.
+        """
         rec = self._module(pl_module).enlightenment_record
         applied_in_period = self.in_period  # what this step ran under, even if the period ends at it
-        if self.in_period and self.monitor is None:
-            self._window.append(rec.correct, rec.total)  # every micro-batch counts
         if not self._warned_nonfinite:
-            self._nonfinite = self._nonfinite + rec.nonfinite
+            self._count_nonfinite(rec.nonfinite)
         monitor = None
-        step = trainer.global_step
-        # Decide only when this batch ran an optimizer step (the last micro-batch of an accumulation cycle): never
-        # after a micro-batch that only accumulated, so never at global_step 0.
-        stepped = step > self._step_at_batch_start
-        if self.in_period and stepped:
-            value = None
-            if step % self.check_every_n_steps == 0 and self.duration is None:
-                value = self._step_monitor_value(trainer)
-                monitor = None if value is None else self.rule.adjust(value)
-                if value is not None:  # the check synced with the device already: read the count too
-                    self._warn_nonfinite(trainer)
-            self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
-        self.report.record_step(trainer, log_applied(trainer, rec, in_period=applied_in_period, monitor=monitor))
+        if self.in_period:
+            if self.monitor is None:
+                self._window.append(rec.correct, rec.total)  # every micro-batch counts
+            step = trainer.global_step
+            # Decide only when this batch ran an optimizer step (the last micro-batch of an accumulation cycle):
+            # never after a micro-batch that only accumulated, so never at global_step 0.
+            if step > self._step_at_batch_start:
+                value = None
+                if step % self.check_every_n_steps == 0 and self.duration is None:
+                    value = self._step_monitor_value(trainer)
+                    monitor = None if value is None else self._rule().adjust(value)
+                    if value is not None:  # the check synced with the device already: read the count too
+                        self._warn_nonfinite(trainer)
+                self._maybe_end(trainer, pl_module, value, epochs_done=trainer.current_epoch)
+        written = log_applied(trainer, rec, in_period=applied_in_period, monitor=monitor)
+        if written is not None:
+            self.report.record_step(trainer, written)
 
     @staticmethod
     def _module(pl_module: L.LightningModule) -> Enlightenable:
@@ -368,10 +382,31 @@ class EnlightenmentCallback(Callback):
             self.report.final_line(trainer, self)
 
     # ----------------------------------------------------------------------------------------------------------
+    def _rule(self) -> BoundaryRule:
+        """The rule of this fit (built in ``on_fit_start``), or a fresh one outside a fit."""
+        return self._fit_rule if self._fit_rule is not None else self.rule
+
+    def _count_nonfinite(self, count: Any) -> None:
+        """Keep a step's NaN/inf count: a number is added now, a tensor folded in with the next ``FOLD`` - 1."""
+        if not isinstance(count, torch.Tensor):
+            self._nonfinite = self._nonfinite + count
+            return
+        self._nonfinite_pending.append(count)
+        if len(self._nonfinite_pending) >= FOLD:
+            self._fold_nonfinite()
+
+    def _fold_nonfinite(self) -> None:
+        """Add the pending counts to the running sum (one stack and sum on their device, no host sync)."""
+        if self._nonfinite_pending:
+            pending = torch.stack([c.reshape(()) for c in self._nonfinite_pending]).sum()
+            self._nonfinite = self._nonfinite + pending
+            self._nonfinite_pending.clear()
+
     def _warn_nonfinite(self, trainer: L.Trainer) -> None:
         """Warn once (rank zero) when the module reported NaN/inf per-sample losses."""
         if self._warned_nonfinite:
             return
+        self._fold_nonfinite()
         count = int(self._nonfinite)
         if count == 0:
             return
@@ -408,8 +443,8 @@ class EnlightenmentCallback(Callback):
     ) -> None:
         if value is not None:
             self.num_checks += 1
-            self.report.record_check(trainer, self.rule.adjust(value))
-        cause, reason = self.rule.decide(
+            self.report.record_check(trainer, self._rule().adjust(value))
+        cause, reason = self._rule().decide(
             value=value,
             step=trainer.global_step,
             epochs_done=epochs_done,
