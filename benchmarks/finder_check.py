@@ -13,9 +13,12 @@ small ViT at 8,000 training images, a size that set none of the rule's threshold
 and one run of each arm (always Mixup, Mixup Pause to the metric boundary), trained here.
 
 The verdict, the same in both modes: the recommended arm (``none`` -> always Mixup, the plan; ``mixup_pause`` ->
-Mixup Pause to the metric boundary) minus the other of the two, paired by seed, 95 % t-interval: "yes" above 0,
-"no" below 0, "unresolved" when it contains 0 (not counted as agreement). Arms that the rule never recommends
-but that resolved better than the recommendation (no Mixup at 32,000 ResNet images) are listed beside it.
+Mixup Pause to the metric boundary) minus the other of the two, paired by seed, adjusted by Holm
+(``_common.holm``) over the check's settings, one comparison each (in-sample: its 5 settings; out-of-sample: its
+settings): "yes" resolved above 0, "no" resolved below 0, "unresolved" otherwise (not counted as agreement); the
+raw 95 % t-interval is shown beside it. Arms better than the recommendation are listed beside it: resolved after
+Holm over every (setting, arm) comparison of another arm with the recommended one, and, apart, those whose raw
+interval alone lies above 0 (no Mixup at 32,000 ResNet images is resolved after Holm in its sweep, effect.md).
 
     python benchmarks/finder_check.py                        # ~10 min on 2 cores -> results/finder_check.*
     python benchmarks/finder_check.py --quick                # smoke run (1 seed, 2 settings, short pilots)
@@ -39,6 +42,30 @@ import _common as C  # the scripts run as files, not as a package
 import effect as E
 import vit_period as V
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py): the
+# pilots (the finder, its callback and diagnostics, the models and data) and the outcomes it reads (the sweeps'
+# scripts). _common.py is left out: its statistics and reports change no measurement (the verdict is re-derived by
+# --resummarise and checked by test_benchmark_provenance); list it if it starts shaping training.
+MEASURES = (
+    "src/lit_early_phase/finder",
+    "src/lit_early_phase/callbacks",
+    "src/lit_early_phase/strategies",
+    "src/lit_early_phase/knobs.py",
+    "src/lit_early_phase/keys.py",
+    "src/lit_early_phase/modules/classifier.py",
+    "src/lit_early_phase/modules/mixin.py",
+    "src/lit_early_phase/modules/rng.py",
+    "src/lit_early_phase/modules/factories.py",
+    "src/lit_early_phase/modules/manifold.py",
+    "src/lit_early_phase/backbones",
+    "src/lit_early_phase/functional",
+    "src/lit_early_phase/datamodules/vision/fashion_mnist.py",
+    "src/lit_early_phase/datamodules/vision/images.py",
+    "src/lit_early_phase/datamodules/loaders.py",
+    "benchmarks/finder_check.py",
+    "benchmarks/effect.py",
+    "benchmarks/vit_period.py",
+)
 SETTINGS = [("resnet", 2000), ("resnet", 8000), ("resnet", 32000), ("vit", 2000), ("vit", 32000)]
 SOURCES = {"resnet": ("effect", E), "vit": ("vit_period", V)}
 FULL = {"seeds": 3, "pilot_fraction": 0.25, "every_n_steps": 5, "settings": SETTINGS}
@@ -94,30 +121,70 @@ def pilot(kind: str, size: int, seed: int, cfg: dict[str, Any]) -> dict[str, Any
     return {"kind": kind, "size": size, "seed": seed, "seconds": round(time.perf_counter() - t0, 1)} | rec.to_dict()
 
 
-def verdict(strategy: str, values: dict[str, list[float]]) -> dict[str, Any]:
-    """The recommended arm minus the other answer's arm, paired by seed: "yes" / "no" / "unresolved".
+def raw_verdict(strategy: str, values: dict[str, list[float]]) -> dict[str, Any]:
+    """One setting before Holm: the recommended arm minus the other answer's arm, and every other arm minus it.
 
     Args:
         strategy: the finder's answer (``"too_short"``, the old name of ``"none"`` in saved results, is read as it).
         values: test accuracy per arm, one value per seed in the same seed order for every arm.
 
     Returns:
-        The recommended and compared arms, the paired difference, the verdict, and the arms that resolved better
-        than the recommended one (any arm of the setting).
+        The recommended and compared arms, the paired difference (raw 95 % interval) and ``vs_recommended``
+        (each other arm minus the recommended one); ``difference`` is ``None`` when the setting is not evaluated.
     """
     arm = ARM_OF.get(strategy)
     if arm is None or arm not in values or OTHER[arm] not in values:
-        return {"recommended_arm": arm, "compared_with": None, "difference": None, "verdict": "not evaluated",
-                "resolved_better_arms": []}  # fmt: skip
+        return {"recommended_arm": arm, "compared_with": None, "difference": None, "vs_recommended": {}}
+    others = {a: C.paired_difference(values[a], values[arm]) for a in values if a != arm}
     diff = C.paired_difference(values[arm], values[OTHER[arm]])
-    better = sorted(a for a in values if a != arm and C.paired_difference(values[a], values[arm])["sign"] == "+")
-    return {
-        "recommended_arm": arm,
-        "compared_with": OTHER[arm],
-        "difference": diff,
-        "verdict": {"+": "yes", "-": "no", "0": "unresolved"}[diff["sign"]],
-        "resolved_better_arms": better,
-    }
+    return {"recommended_arm": arm, "compared_with": OTHER[arm], "difference": diff, "vs_recommended": others}
+
+
+def holm_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdicts of a check: Holm over its settings' recommended-minus-other differences (one family).
+
+    Adds to each row ``holm`` (the :func:`_common.holm` entry: ``ci_holm``, ``p_holm``, ``m``, ``resolved``),
+    ``verdict`` ("yes" / "no": resolved after Holm above / below 0; "unresolved": not resolved, whatever the raw
+    interval; "not evaluated": no difference), ``resolved_better_arms`` (other arms resolved above the recommended
+    one after Holm over every (setting, arm) comparison of the check) and ``raw_better_arms`` (raw interval above
+    0, whether or not resolved).
+
+    Args:
+        rows: rows from :func:`raw_verdict` (with ``difference`` and ``vs_recommended``), one per setting.
+
+    Returns:
+        New rows, the same order.
+    """
+    evaluated = [i for i, r in enumerate(rows) if r["difference"] is not None]
+    h = C.holm({str(i): rows[i]["difference"]["diffs"] for i in evaluated})
+    better = C.holm({f"{i}|{a}": d["diffs"] for i in evaluated for a, d in rows[i]["vs_recommended"].items()})
+    out = []
+    for i, r in enumerate(rows):
+        if i not in evaluated:
+            extra = {"holm": None, "verdict": "not evaluated", "resolved_better_arms": [], "raw_better_arms": []}
+            out.append(r | extra)
+            continue
+        x = h[str(i)]
+        holm = {k: x[k] for k in ("ci_holm", "p_holm", "m", "rank", "resolved")}
+        vs = r["vs_recommended"]
+        resolved_better = sorted(a for a in vs if C.holm_sign(better[f"{i}|{a}"]) == "+")
+        holm_better = {"m": len(better), "resolved": resolved_better}
+        out.append(
+            r
+            | {
+                "holm": holm,
+                "verdict": {"+": "yes", "-": "no", "0": "unresolved"}[C.holm_sign(x)],
+                "resolved_better_arms": resolved_better,
+                "raw_better_arms": sorted(a for a in vs if vs[a]["sign"] == "+"),
+                "holm_better": holm_better,
+            }
+        )
+    return out
+
+
+def verdict(strategy: str, values: dict[str, list[float]]) -> dict[str, Any]:
+    """:func:`raw_verdict` and :func:`holm_verdicts` for a check of one setting (Holm's m = 1: the raw interval)."""
+    return holm_verdicts([raw_verdict(strategy, values)])[0]
 
 
 def outcome(kind: str, size: int) -> dict[str, Any]:
@@ -143,7 +210,7 @@ def summarise(pilots: list[dict[str, Any]], settings: list[tuple[str, int]]) -> 
         ps = [p for p in pilots if p["kind"] == kind and p["size"] == size]
         out = outcome(kind, size)
         rows.append(_row(kind, size, ps, out["values"]) | {"outcome": out})
-    return rows
+    return holm_verdicts(rows)
 
 
 def _row(kind: str, size: int, ps: list[dict[str, Any]], values: dict[str, list[float]]) -> dict[str, Any]:
@@ -161,7 +228,7 @@ def _row(kind: str, size: int, ps: list[dict[str, Any]], values: dict[str, list[
         "revival": C.mean_std([e["revival"] for e in ev]),
         "pilot_s": C.mean_std([p["seconds"] for p in ps]),
         "arm_means": {a: float(np.mean(v)) for a, v in values.items()},
-    } | verdict(recommendation, values)
+    } | raw_verdict(recommendation, values)
 
 
 def _diff_cell(r: dict[str, Any], labels: dict[str, str]) -> str:
@@ -169,9 +236,34 @@ def _diff_cell(r: dict[str, Any], labels: dict[str, str]) -> str:
     if d is None:
         return "-"
     lo, hi = d["ci95"]
+    hlo, hhi = r["holm"]["ci_holm"]
     return (
         f"{labels[r['recommended_arm']]} - {labels[r['compared_with']]}: {C.signed_pp(d['mean_diff'])} "
-        f"[{C.signed_pp(lo)}, {C.signed_pp(hi)}]"
+        f"[{C.signed_pp(lo)}, {C.signed_pp(hi)}] Holm [{C.signed_pp(hlo)}, {C.signed_pp(hhi)}]"
+    )
+
+
+def _better_cell(r: dict[str, Any], labels: dict[str, str]) -> str:
+    resolved = ", ".join(labels[a] for a in r["resolved_better_arms"]) or "none"
+    raw_only = [labels[a] for a in r["raw_better_arms"] if a not in r["resolved_better_arms"]]
+    return resolved + (f" (raw interval above 0, not resolved: {', '.join(raw_only)})" if raw_only else "")
+
+
+def _m(rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """Holm's m of the verdicts and of the better-arm comparisons."""
+    r = next((r for r in rows if r["holm"] is not None), None)
+    return (r["holm"]["m"], r["holm_better"]["m"]) if r else (0, 0)
+
+
+def _verdict_rule(m: int, m_better: int) -> str:
+    return (
+        "- Verdict: the recommended arm (`none`: always Mixup, the plan; `mixup_pause`: Mixup Pause to the metric "
+        f"boundary) minus the other of the two, paired by seed, adjusted by Holm over the m = {m} settings of this "
+        "check (one comparison each): yes (resolved after Holm above 0, adjusted p < 0.05), no (resolved below 0), "
+        "unresolved (not resolved after Holm, whatever the raw interval; not counted as agreement). Shown: mean "
+        "[raw 95 % t-interval] Holm [adjusted interval]. Arms better than the recommendation: resolved after Holm "
+        f"over the m = {m_better} comparisons of another arm with the recommended one in this check; arms whose "
+        "raw interval alone lies above 0 are named apart, as not resolved."
     )
 
 
@@ -181,39 +273,62 @@ def verdict_counts(rows: list[dict[str, Any]]) -> str:
     return ", ".join(f"{k} {counts[k]}" for k in ("yes", "unresolved", "no", "not evaluated") if counts[k])
 
 
+def agreement(result: dict[str, Any]) -> dict[str, int]:
+    """The in-sample agreement counts of a saved result, re-derived by :func:`holm_verdicts` (docs quote them).
+
+    Args:
+        result: a saved ``finder_check.json`` (its ``summary`` rows hold the raw differences).
+
+    Returns:
+        ``settings`` (evaluated settings, Holm's m), ``after_holm`` (verdict "yes": the recommended arm resolved
+        above the other after Holm over the settings) and ``raw`` (its raw 95 % interval above 0).
+    """
+    rows = [r for r in holm_verdicts(result["summary"]) if r["difference"] is not None]
+    return {
+        "settings": len(rows),
+        "after_holm": sum(r["verdict"] == "yes" for r in rows),
+        "raw": sum(r["difference"]["sign"] == "+" for r in rows),
+    }
+
+
+def raw_counts(rows: list[dict[str, Any]]) -> str:
+    """How many evaluated rows' raw 95 % interval lies above 0 / below 0 (``"1 of 5, below 0: 0"``)."""
+    signs = Counter(r["difference"]["sign"] for r in rows if r["difference"] is not None)
+    return f"{signs['+']} of {sum(signs.values())} (below 0: {signs['-']})"
+
+
 def markdown(result: dict[str, Any]) -> str:
-    """The in-sample table: evidence, recommendation, the sweep's arms, the verdict."""
+    """The in-sample table: evidence, recommendation, the sweep's arms, the verdict (Holm over the settings)."""
     h = result["header"]
+    m, m_better = _m(result["summary"])
     lines = [
-        f"# The finder's recommendation vs the sweeps' outcome, in-sample ({h['mode']} run)",
+        f"# The finder's recommendation vs the sweeps' outcome: exploratory, in-sample ({h['mode']} run)",
         "",
         *C.header_markdown(h),
         f"- Pilot: at most {100 * h['run']['pilot_fraction']:.0f} % of the planned run, diagnostics every "
         f"{h['run']['every_n_steps']} steps, {len(h['seeds'])} seed(s) per setting; the rule of "
         "`lit_early_phase.finder.rule` (docs/diagnostics.md). Outcomes read from the sweeps' saved results "
         "(commit of each named in its file). **In-sample**: the rule's thresholds were set from these sweeps.",
-        "- Verdict: the recommended arm (`none`: always Mixup, the plan; `mixup_pause`: Mixup Pause to the metric "
-        "boundary) minus the other of the two, paired by seed, 95 % t-interval: yes (above 0), no (below 0), "
-        "unresolved (contains 0; not counted as agreement).",
+        _verdict_rule(m, m_better),
         "",
         "| model | train images | period share (finder) | interference in period | recommendation (votes) | "
-        "best arm in the sweep | recommended - other (pp) | verdict | arms resolved better than the "
-        "recommendation |",
+        "best arm in the sweep (by mean) | recommended - other (pp): mean [raw 95 %] Holm [adjusted] | verdict "
+        "(after Holm) | arms better than the recommendation (after Holm) |",
         "|---|---:|---:|---:|---|---|---|---|---|",
     ]
     for r in result["summary"]:
         o = r["outcome"]
         votes = ", ".join(f"{k} {v}" for k, v in sorted(r["votes"].items()))
-        better = ", ".join(o["labels"][a] for a in r["resolved_better_arms"]) or "none"
         lines.append(
             f"| {r['kind']} | {r['size']:,} | {100 * r['period_share'][0]:.1f} ± {100 * r['period_share'][1]:.1f} % | "
             f"{r['interference'][0]:.3f} ± {r['interference'][1]:.3f} | {r['recommendation']} ({votes}) | "
-            f"{o['best_label']} | {_diff_cell(r, o['labels'])} | {r['verdict']} | {better} |"
+            f"{o['best_label']} | {_diff_cell(r, o['labels'])} | {r['verdict']} | {_better_cell(r, o['labels'])} |"
         )
     mean_s = np.mean([p["seconds"] for p in result["pilots"]])
     lines += [
         "",
-        f"Verdicts (in-sample): {verdict_counts(result['summary'])} of {len(result['summary'])} settings.",
+        f"Verdicts (exploratory, in-sample; after Holm over {m} settings): {verdict_counts(result['summary'])} of "
+        f"{len(result['summary'])} settings. Raw 95 % interval above 0: {raw_counts(result['summary'])}.",
         "",
         f"Cost: {len(result['pilots'])} pilots, {mean_s:.0f} s each on average.",
     ]
@@ -227,8 +342,10 @@ def markdown_oos(result: dict[str, Any]) -> str:
     h, r = result["header"], result["summary"]
     run = h["run"]
     labels = V.LABELS
+    m, m_better = _m([r])
     lines = [
-        f"# The finder out of sample: small ViT at {run['size']:,} images ({h['mode']} run)",
+        f"# The finder out of sample: small ViT at {run['size']:,} images, out-of-sample (planned in "
+        f"docs/diagnostics.md) ({h['mode']} run)",
         "",
         *C.header_markdown(h),
         f"- Setting: `vit_period.py`'s small ViT, {run['steps']} optimizer steps, batch {run['batch_size']}, "
@@ -250,12 +367,13 @@ def markdown_oos(result: dict[str, Any]) -> str:
             f"{e['interference']:.3f} | " + " | ".join(f"{100 * x:.2f}" for x in accs) + " |"
         )
     votes = ", ".join(f"{k} {v}" for k, v in sorted(r["votes"].items()))
-    better = ", ".join(labels[a] for a in r["resolved_better_arms"]) or "none"
     lines += [
         "",
+        _verdict_rule(m, m_better),
         f"- Recommendation (majority of the pilots): **{r['recommendation']}** ({votes}).",
-        f"- Difference, paired by seed, 95 % t-interval: {_diff_cell(r, labels)} pp.",
-        f"- Verdict (decided in advance): **{r['verdict']}**; arms resolved better than the recommendation: {better}.",
+        f"- Difference, paired by seed: {_diff_cell(r, labels)} pp.",
+        f"- Verdict (decided in advance; after Holm over m = {m}): **{r['verdict']}**; arms better than the "
+        f"recommendation (after Holm): {_better_cell(r, labels) if r['holm'] else 'none'}.",
         f"- One setting, {len(h['seeds'])} seeds: one out-of-sample observation of the rule, not a rate.",
         "",
         f"Cost: {result['wall_s'] / 60:.1f} min of wall time for {len(result['pilots'])} pilots and "
@@ -308,7 +426,7 @@ def out_of_sample(args: Any, git: dict[str, Any]) -> dict[str, Any]:
     )
     return {
         "header": header,
-        "summary": _row(setting["kind"], setting["size"], pilots, values),
+        "summary": holm_verdicts([_row(setting["kind"], setting["size"], pilots, values)])[0],
         "pilots": pilots,
         "runs": sorted(runs, key=lambda r: (r["arm"], r["seed"])),
         "wall_s": round(time.perf_counter() - t0, 1),

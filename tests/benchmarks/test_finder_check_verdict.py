@@ -1,4 +1,5 @@
-"""finder_check.py's verdict (in-sample and out-of-sample): "unresolved" is not agreement; the OOS mode runs."""
+"""finder_check.py's verdict (in-sample and out-of-sample): Holm over the check's settings; "unresolved" is not
+agreement; the OOS mode runs."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import _common as C
 import finder_check as F  # a script, not a package
 from test_benchmarks_quick import NEEDS_FASHION_MNIST, ROOT, _finish, _start
 
 
-def test_the_verdict_is_the_sign_of_the_paired_interval():
+def test_the_verdict_of_one_setting_is_the_sign_of_its_paired_interval():
     ahead = {"mixup": [0.80, 0.81, 0.82], "pause_metric": [0.83, 0.84, 0.85]}  # +3 pp in every seed
     assert F.verdict("mixup_pause", ahead)["verdict"] == "yes"
     none = F.verdict("none", ahead)
@@ -25,13 +27,56 @@ def test_the_verdict_is_the_sign_of_the_paired_interval():
     assert F.verdict("none", noisy)["difference"]["mean_diff"] == pytest.approx((0.80 + 0.85 + 0.82 - 2.47) / 3)
 
 
-def test_in_sample_the_resnet_at_32k_is_unresolved_and_no_mixup_beat_the_plan():
-    out = F.outcome("resnet", 32000)
-    row = F._row("resnet", 32000, [_pilot("none")], out["values"])
-    assert row["verdict"] == "unresolved" and row["resolved_better_arms"] == ["none"]  # effect.py's "none": no Mixup
-    assert 100 * row["arm_means"]["none"] - 100 * row["arm_means"]["mixup"] == pytest.approx(0.458, abs=1e-3)
-    vit = F._row("vit", 32000, [_pilot("mixup_pause")], F.outcome("vit", 32000)["values"])
-    assert vit["verdict"] == "yes" and vit["difference"]["ci95"][0] > 0
+def test_a_raw_interval_above_0_is_yes_only_when_holm_over_the_settings_resolves_it():
+    # the same setting twice: alone its raw interval is above 0 (m = 1, "yes"); with four noisy settings beside
+    # it (m = 5) Holm widens it past 0 and the verdict is "unresolved"
+    ahead = {"mixup": [0.80, 0.81, 0.82], "pause_metric": [0.815, 0.83, 0.83]}
+    alone = F.verdict("mixup_pause", ahead)
+    assert alone["difference"]["sign"] == "+" and alone["holm"]["m"] == 1 and alone["verdict"] == "yes"
+    noisy = {"mixup": [0.80, 0.85, 0.82], "pause_metric": [0.83, 0.81, 0.83]}
+    rows = F.holm_verdicts([F.raw_verdict("mixup_pause", ahead)] + [F.raw_verdict("none", noisy)] * 4)
+    assert rows[0]["holm"]["m"] == 5 and rows[0]["difference"]["sign"] == "+"
+    assert rows[0]["holm"]["ci_holm"][0] < 0 < rows[0]["difference"]["ci95"][0]
+    assert rows[0]["verdict"] == "unresolved" and rows[0]["raw_better_arms"] == []
+
+
+def _in_sample_rows() -> list[dict]:
+    strategy = {"resnet": "none", "vit": "mixup_pause"}
+    rows = [F._row(k, n, [_pilot(strategy[k])], F.outcome(k, n)["values"]) for k, n in F.SETTINGS]
+    return F.holm_verdicts(rows)
+
+
+def test_in_sample_no_verdict_is_resolved_after_holm_over_the_5_settings():
+    rows = _in_sample_rows()
+    assert [r["verdict"] for r in rows] == ["unresolved"] * 5
+    assert {r["holm"]["m"] for r in rows} == {5}
+    vit = rows[4]
+    assert (vit["kind"], vit["size"]) == ("vit", 32000)
+    # raw: +1.17 [+0.33, +2.01] pp, as vit_period.md; after Holm over the check's 5 settings it contains 0
+    assert 100 * vit["difference"]["mean_diff"] == pytest.approx(1.17, abs=5e-3)
+    assert vit["difference"]["ci95"][0] > 0 and vit["holm"]["ci_holm"][0] < 0 and not vit["holm"]["resolved"]
+    # recomputed from the diffs with the benchmarks' Holm, independent of holm_verdicts
+    h = C.holm({str(i): r["difference"]["diffs"] for i, r in enumerate(rows)})
+    assert vit["holm"]["ci_holm"] == pytest.approx(h["4"]["ci_holm"])
+    assert [100 * x for x in vit["holm"]["ci_holm"]] == pytest.approx([-0.22, 2.56], abs=5e-3)
+
+
+def test_in_sample_no_mixup_at_32k_is_above_the_plan_raw_not_after_the_checks_holm():
+    rows = _in_sample_rows()
+    resnet_32k = rows[2]
+    assert resnet_32k["raw_better_arms"] == ["none"]  # effect.py's "none": no Mixup
+    assert resnet_32k["resolved_better_arms"] == [] and resnet_32k["holm_better"]["m"] == 27
+    means = resnet_32k["arm_means"]
+    assert 100 * means["none"] - 100 * means["mixup"] == pytest.approx(0.458, abs=1e-3)
+
+
+def test_the_saved_in_sample_report_is_the_holm_verdict():
+    saved = json.loads((ROOT / "benchmarks" / "results" / "finder_check.json").read_text())
+    assert [r["verdict"] for r in saved["summary"]] == [r["verdict"] for r in _in_sample_rows()]
+    table = (ROOT / "benchmarks" / "results" / "finder_check.md").read_text()
+    assert "exploratory, in-sample" in table
+    assert "after Holm over 5 settings): unresolved 5 of 5 settings" in table
+    assert "+1.17 [+0.33, +2.01] Holm [-0.22, +2.56]" in table
 
 
 def _pilot(strategy: str) -> dict:
@@ -52,3 +97,9 @@ def test_the_out_of_sample_quick_mode_runs_end_to_end(tmp_path):
     assert sum(s["votes"].values()) == 2 and all(p["evidence"]["planned_steps"] == 30 for p in result["pilots"])
     table = out.with_suffix(".md").read_text()
     assert "Out-of-sample" in table and f"**{s['verdict']}**" in table
+    assert "out-of-sample (planned in docs/diagnostics.md)" in table and s["holm"]["m"] == 1
+
+
+def test_the_agreement_counts_the_docs_quote_are_re_derived_after_holm():
+    saved = json.loads((ROOT / "benchmarks" / "results" / "finder_check.json").read_text())
+    assert F.agreement(saved) == {"settings": 5, "after_holm": 0, "raw": 1}

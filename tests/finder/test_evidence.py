@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,12 @@ from lit_early_phase.finder import Evidence, decide
 from lit_early_phase.finder import evidence as M
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _common as C  # noqa: E402
+import _comparisons as K  # noqa: E402
+import detection_effect  # noqa: E402
+import ucr_hlr  # noqa: E402
 
 
 def _lookup(citation: M.Citation) -> dict:
@@ -33,13 +40,54 @@ def test_each_cited_figure_is_the_value_in_its_results_file(citation):
         assert f"{row['size']:,}" in citation.what
 
 
+def _holm_as_the_report(citation: M.Citation) -> dict:
+    """The citation's comparison after Holm, computed by the code that writes its results report (same family)."""
+    result = json.loads((ROOT / citation.file).read_text())
+    stem = Path(citation.file).stem
+    if stem in ("effect", "vit_period"):
+        row = result["summary"]["per_size"][citation.keys[2]]
+        return K.result_holm(result)[(row["size"], citation.keys[4])]
+    if stem == "ucr_hlr":
+        return ucr_hlr.comparisons(result)[f"over sets|{citation.keys[2]}"]
+    assert stem == "detection_effect"
+    return detection_effect.comparisons(result)[citation.keys[2]]
+
+
+@pytest.mark.parametrize("citation", M.ALL, ids=lambda c: f"{Path(c.file).stem}:{'/'.join(map(str, c.keys))}")
+def test_each_cited_holm_figure_is_the_one_its_report_computes(citation):
+    x = _holm_as_the_report(citation)
+    assert citation.mean == pytest.approx(x["mean_diff"], abs=1e-6)
+    assert list(citation.holm_ci) == pytest.approx(x["ci_holm"], abs=1e-6)
+    assert citation.holm_m == x["m"]
+    assert citation.resolved is bool(x["resolved"])
+    assert citation.sign == C.holm_sign(x)
+
+
 def test_the_issue_figures_read_as_the_results_files_give_them():
-    assert str(M.UCR_HLR_FIXED).endswith("-0.49 [-0.95, -0.03] pp (n = 10, resolved below 0)")
-    assert M.UCR_HLR_FIXED.sign == "-" and M.UCR_HLR_METRIC.sign == "0"
+    fixed = str(M.UCR_HLR_FIXED)
+    assert fixed.endswith(
+        "-0.49 [-0.95, -0.03] pp raw, Holm [-1.35, +0.37] "
+        "(n = 10; raw interval below 0, not resolved after Holm over 22 comparisons)"
+    )
+    assert (M.UCR_HLR_FIXED.raw_sign, M.UCR_HLR_FIXED.sign, M.UCR_HLR_METRIC.sign) == ("-", "0", "0")
     no_mixup_32k = M.EFFECT_NO_MIXUP[1]
     assert "32,000" in no_mixup_32k.what
-    assert str(no_mixup_32k).endswith("+0.46 [+0.27, +0.65] pp (n = 5, resolved above 0)")
+    assert str(no_mixup_32k).endswith(
+        "+0.46 [+0.27, +0.65] pp raw, Holm [+0.04, +0.87] (n = 5; resolved above 0 after Holm over 15 comparisons)"
+    )
     assert [c.sign for c in M.DETECTION] == ["0", "0", "0"]
+    vit_32k = M.VIT_PAUSE_LONG[1]
+    assert str(vit_32k).endswith(
+        "+1.17 [+0.33, +2.01] pp raw, Holm [-0.61, +2.95] "
+        "(n = 5; raw interval above 0, not resolved after Holm over 12 comparisons)"
+    )
+
+
+def test_only_holm_resolved_figures_are_called_resolved():
+    for c in M.ALL:
+        text = str(c)
+        assert ("resolved above" in text or "resolved below" in text) == c.resolved
+    assert [c for c in M.ALL if c.resolved] == list(M.EFFECT_NO_MIXUP)
 
 
 def _e(**kw) -> Evidence:
@@ -71,6 +119,26 @@ def test_every_branch_names_its_evidence_and_its_uncertainty(name):
 def test_the_long_period_branch_says_its_evidence_is_exploratory():
     d = decide(_e())
     assert d.uncertainty.startswith("exploratory") and not d.extrapolated
-    # one of the three figures is unresolved (2,000 images), two are resolved gains (32,000 images)
-    assert [c.sign for c in d.citations] == ["0", "+", "+"]
+    assert "not resolved after Holm over 12 comparisons" in d.uncertainty
+    assert "pre-registered confirmatory run is in docs/benchmarks.md" in d.uncertainty
+    # two raw gains at 32,000 images, none resolved after Holm; 2,000 images: raw interval contains 0
+    assert [c.raw_sign for c in d.citations] == ["0", "+", "+"]
+    assert [c.sign for c in d.citations] == ["0", "0", "0"]
     assert math.isclose(d.citations[1].mean, 0.0117)
+
+
+def test_no_branch_calls_a_figure_resolved_that_holm_did_not_resolve():
+    for name, (evidence, _, _) in BRANCHES.items():
+        d = decide(evidence)
+        text = f"{d.reason} {d.uncertainty}"
+        if not any(c.resolved for c in d.citations):
+            assert "resolved below" not in text and "resolved above" not in text and "both resolved" not in text, name
+        for bare in ("is resolved over", "resolved at 32,000", "interval excludes 0;"):
+            assert bare not in text, name
+
+
+def test_the_series_branch_says_no_gain_was_measured_in_holm_words():
+    d = decide(_e(mixes=False, setting="series"))
+    assert d.strategy == "none"
+    assert "no gain" in d.reason and "neither resolved after Holm over 22 comparisons" in d.reason
+    assert "lost" not in d.reason

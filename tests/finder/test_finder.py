@@ -128,11 +128,13 @@ def test_the_find_command_says_none_for_the_ucr_recipes_and_names_the_evidence(r
         ("benchmarks/results/ucr_hlr.json", "hlr_metric"),
     }
     fixed = cited[("benchmarks/results/ucr_hlr.json", "hlr_fixed")]
-    assert fixed["sign"] == "-" and fixed["mean"] == UCR_HLR_FIXED.mean
+    assert fixed["raw_sign"] == "-" and fixed["sign"] == "0" and fixed["mean"] == UCR_HLR_FIXED.mean
+    assert fixed["holm_ci"] == list(UCR_HLR_FIXED.holm_ci) and not fixed["resolved"]
     assert "in-sample" in saved["uncertainty"]
     printed = capsys.readouterr().out
     assert "EnlightenmentFinder recommends: none (train as usual, no strategy)" in printed
-    assert "ucr_hlr.json: fixed High-Loss Removal" in printed and "-0.49 [-0.95, -0.03] pp" in printed
+    assert "ucr_hlr.json: fixed High-Loss Removal" in printed and "-0.49 [-0.95, -0.03] pp raw" in printed
+    assert "raw interval below 0, not resolved after Holm over 22 comparisons" in printed
     assert "uncertainty: measured: ten UCR/UEA sets" in printed
 
 

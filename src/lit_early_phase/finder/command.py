@@ -19,8 +19,8 @@ repository measured no gain or a loss for it (EnlightenmentFinder).
 Every argument the finder does not know goes to LightningCLI, as for `lit-early-phase fit`: `--config`,
 `--model.*`, `--data.*`, `--trainer.*`. The planned run is the recipe's Trainer (`max_steps`, or `max_epochs` of
 the training loader); an EnlightenmentCallback in the recipe gives the monitor and threshold. Prints the
-recommendation, the measured figures behind its rule (results file, mean, 95 % interval), its uncertainty and the
-pilot's evidence; writes `finder.json` and `finder.png` to --out.
+recommendation, the measured figures behind its rule (results file, mean, raw and Holm intervals), its uncertainty
+and the pilot's evidence; writes `finder.json` and `finder.png` to --out.
 """
 
 

@@ -1,9 +1,13 @@
 """The measured figures behind each branch of the finder's rule, each named by its results file and JSON key.
 
 Every figure here is a paired difference copied from a file under ``benchmarks/results/`` (the file, the keys that
-lead to it and the run's commit are in the results file itself); ``tests/finder/test_evidence.py`` reads each one
-back from its file and checks the copy. Differences are in the file's units: a share of test accuracy (shown in
-percentage points) or mAP@0.5.
+lead to it and the run's commit are in the results file itself), with its raw 95 % interval and its interval
+adjusted by Holm over the comparisons of its sweep (the family the benchmark's own report uses:
+``benchmarks/_comparisons.sweep_holm`` for effect and vit_period, ``ucr_hlr.comparisons``, and the paired
+differences of detection_effect). ``tests/finder/test_evidence.py`` reads each one back from its file, recomputes
+Holm with the benchmarks' code and checks the copy. As in the reports, a difference is *resolved* only after Holm
+(adjusted p < 0.05); a raw interval that excludes 0 is said as such, never as resolved. Differences are in the
+file's units: a share of test accuracy (shown in percentage points) or mAP@0.5.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Citation:
-    """One measured figure: a paired difference, its 95 % interval and where it lies in a results file.
+    """One measured figure: a paired difference, its raw and Holm-adjusted intervals and where it lies in a file.
 
     Attributes:
         file: the results file, relative to the repository (``benchmarks/results/<name>.json``).
@@ -25,11 +29,16 @@ class Citation:
         mean: the mean difference, in the file's units.
         ci95: its 95 % interval.
         n: the pairs behind it (seeds, or sets for a mean over sets).
+        holm_ci: its interval adjusted by Holm over the comparisons of its sweep (as the benchmark's report).
+        holm_m: the comparisons in that family (Holm's ``m``).
+        resolved: whether Holm resolved it (adjusted p < 0.05), as the benchmark's report says.
         unit: ``"pp"`` (accuracy, a share shown ×100) or ``"mAP"``.
 
     Example:
-        >>> str(UCR_HLR_FIXED).split(": ")[-1]
-        '-0.49 [-0.95, -0.03] pp (n = 10, resolved below 0)'
+        >>> str(UCR_HLR_FIXED).split(": ")[-1].split(" (")[0]
+        '-0.49 [-0.95, -0.03] pp raw, Holm [-1.35, +0.37]'
+        >>> UCR_HLR_FIXED.status
+        'raw interval below 0, not resolved after Holm over 22 comparisons'
     """
 
     file: str
@@ -40,41 +49,82 @@ class Citation:
     mean: float
     ci95: tuple[float, float]
     n: int
+    holm_ci: tuple[float, float]
+    holm_m: int
+    resolved: bool
     unit: str = "pp"
 
     @property
-    def sign(self) -> str:
-        """``"+"`` / ``"-"``: the interval lies above / below 0; ``"0"``: it contains 0 (not resolved)."""
+    def raw_sign(self) -> str:
+        """``"+"`` / ``"-"``: the raw 95 % interval lies above / below 0; ``"0"``: it contains 0."""
         low, high = self.ci95
         return "+" if low > 0 else "-" if high < 0 else "0"
 
+    @property
+    def sign(self) -> str:
+        """``"+"`` / ``"-"``: resolved after Holm above / below 0; ``"0"``: not resolved (the reports' marks)."""
+        return ("+" if self.mean > 0 else "-") if self.resolved else "0"
+
+    @property
+    def status(self) -> str:
+        """In words: resolved after Holm, or what the raw interval says and that Holm did not resolve it."""
+        family = f"after Holm over {self.holm_m} comparisons"
+        if self.resolved:
+            return f"resolved {'above' if self.mean > 0 else 'below'} 0 {family}"
+        raw = {"+": "raw interval above 0", "-": "raw interval below 0", "0": "raw interval contains 0"}
+        return f"{raw[self.raw_sign]}, not resolved {family}"
+
     def __str__(self) -> str:
         scale, digits = (100.0, 2) if self.unit == "pp" else (1.0, 3)
-        lo, hi = (scale * c for c in self.ci95)
-        resolved = {"+": "resolved above 0", "-": "resolved below 0", "0": "interval contains 0"}[self.sign]
+
+        def f(x: float) -> str:
+            return f"{scale * x:+.{digits}f}"
+
+        (lo, hi), (hlo, hhi) = self.ci95, self.holm_ci
         name = self.file.rsplit("/", 1)[-1]
         return (
-            f"{name}: {self.what}: {scale * self.mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}] {self.unit} "
-            f"(n = {self.n}, {resolved})"
+            f"{name}: {self.what}: {f(self.mean)} [{f(lo)}, {f(hi)}] {self.unit} raw, Holm [{f(hlo)}, {f(hhi)}] "
+            f"(n = {self.n}; {self.status})"
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values, with ``sign`` and the printed ``figure``."""
-        return asdict(self) | {"keys": list(self.keys), "ci95": list(self.ci95), "sign": self.sign, "figure": str(self)}
+        """Plain values, with ``sign`` (after Holm), ``raw_sign``, ``status`` and the printed ``figure``."""
+        lists = {"keys": list(self.keys), "ci95": list(self.ci95), "holm_ci": list(self.holm_ci)}
+        derived = {"sign": self.sign, "raw_sign": self.raw_sign, "status": self.status, "figure": str(self)}
+        return asdict(self) | lists | derived
 
 
-def _acc(file: str, keys: tuple[str | int, ...], what: str, mean: float, ci95: tuple[float, float], n: int) -> Citation:
-    return Citation(f"benchmarks/results/{file}.json", keys, "mean_diff", "ci95", what, mean, ci95, n)
+Interval = tuple[float, float]
+#: Holm's m per results file: the comparisons each benchmark's report adjusts over (its whole sweep)
+EFFECT_M, VIT_M, UCR_M, DETECTION_M = 15, 12, 22, 3
 
 
-def _effect(i: int, size: str, arm: str, label: str, mean: float, ci95: tuple[float, float]) -> Citation:
+def _acc(
+    file: str,
+    keys: tuple[str | int, ...],
+    what: str,
+    raw: tuple[float, Interval],
+    holm: Interval,
+    m: int,
+    resolved: bool = False,
+) -> Citation:
+    mean, ci95 = raw
+    return Citation(
+        f"benchmarks/results/{file}.json", keys, "mean_diff", "ci95", what, mean, ci95, 5, holm, m, resolved
+    )
+
+
+def _effect(
+    i: int, size: str, arm: str, label: str, mean: float, ci95: Interval, holm: Interval, resolved: bool = False
+) -> Citation:
     keys = ("summary", "per_size", i, "vs_mixup", arm)
-    return _acc("effect", keys, f"ResNet, {size} images, {label} - always Mixup", mean, ci95, 5)
+    what = f"ResNet, {size} images, {label} - always Mixup"
+    return _acc("effect", keys, what, (mean, ci95), holm, EFFECT_M, resolved)
 
 
-def _vit(i: int, size: str, arm: str, label: str, mean: float, ci95: tuple[float, float]) -> Citation:
+def _vit(i: int, size: str, arm: str, label: str, mean: float, ci95: Interval, holm: Interval) -> Citation:
     keys = ("summary", "per_size", i, "vs_mixup", arm)
-    return _acc("vit_period", keys, f"small ViT, {size} images, {label} - always Mixup", mean, ci95, 5)
+    return _acc("vit_period", keys, f"small ViT, {size} images, {label} - always Mixup", (mean, ci95), holm, VIT_M)
 
 
 # ---- High-Loss Removal on time series (benchmarks/results/ucr_hlr.json: FCN, 300 steps, 5 seeds per set) ----
@@ -87,6 +137,9 @@ UCR_HLR_FIXED = Citation(
     -0.004899,
     (-0.009505, -0.000293),
     10,
+    (-0.013471, 0.003674),
+    UCR_M,
+    False,
 )
 UCR_HLR_METRIC = Citation(
     "benchmarks/results/ucr_hlr.json",
@@ -97,46 +150,56 @@ UCR_HLR_METRIC = Citation(
     -0.005618,
     (-0.014247, 0.003010),
     10,
+    (-0.021432, 0.010195),
+    UCR_M,
+    False,
 )
 
 # ---- short periods on images (effect.json: ResNet, 1000 steps; vit_period.json: small ViT, 600 steps) ----
 _METRIC_2 = "Mixup Pause (metric boundary, 2 % of the run)"
 EFFECT_PAUSE_METRIC = (
-    _effect(0, "2,000", "pause_metric", _METRIC_2, 0.00024, (-0.005481, 0.005961)),
-    _effect(1, "8,000", "pause_metric", _METRIC_2, -0.00058, (-0.003519, 0.002359)),
-    _effect(2, "32,000", "pause_metric", _METRIC_2, 0.00052, (-0.002477, 0.003517)),
+    _effect(0, "2,000", "pause_metric", _METRIC_2, 0.00024, (-0.005481, 0.005961), (-0.005481, 0.005961)),
+    _effect(1, "8,000", "pause_metric", _METRIC_2, -0.00058, (-0.003519, 0.002359), (-0.005147, 0.003987)),
+    _effect(2, "32,000", "pause_metric", _METRIC_2, 0.00052, (-0.002477, 0.003517), (-0.003756, 0.004796)),
 )
 EFFECT_PAUSE_5 = (
-    _effect(0, "2,000", "pause_short", "Mixup Pause (fixed 5 %)", 0.00176, (-0.003788, 0.007308)),
-    _effect(1, "8,000", "pause_short", "Mixup Pause (fixed 5 %)", 0.0004, (-0.003064, 0.003864)),
-    _effect(2, "32,000", "pause_short", "Mixup Pause (fixed 5 %)", -0.00164, (-0.004926, 0.001646)),
+    _effect(
+        0, "2,000", "pause_short", "Mixup Pause (fixed 5 %)", 0.00176, (-0.003788, 0.007308), (-0.007933, 0.011453)
+    ),
+    _effect(1, "8,000", "pause_short", "Mixup Pause (fixed 5 %)", 0.0004, (-0.003064, 0.003864), (-0.003962, 0.004762)),
+    _effect(
+        2, "32,000", "pause_short", "Mixup Pause (fixed 5 %)", -0.00164, (-0.004926, 0.001646), (-0.007637, 0.004357)
+    ),
 )
 VIT_PAUSE_5 = (
-    _vit(0, "2,000", "pause_5", "Mixup Pause (fixed 5 %)", 0.00602, (-0.006506, 0.018546)),
-    _vit(1, "32,000", "pause_5", "Mixup Pause (fixed 5 %)", -0.00722, (-0.017679, 0.003239)),
+    _vit(0, "2,000", "pause_5", "Mixup Pause (fixed 5 %)", 0.00602, (-0.006506, 0.018546), (-0.017716, 0.029756)),
+    _vit(1, "32,000", "pause_5", "Mixup Pause (fixed 5 %)", -0.00722, (-0.017679, 0.003239), (-0.028306, 0.013866)),
 )
-#: no Mixup against always Mixup on the ResNet: a resolved gain at 32,000 images, a resolved loss at 8,000
+#: no Mixup against always Mixup on the ResNet: a loss at 8,000 images and a gain at 32,000, both resolved after
+#: Holm over the sweep's 15 comparisons
 EFFECT_NO_MIXUP = (
-    _effect(1, "8,000", "none", "no Mixup", -0.00966, (-0.01245, -0.00687)),
-    _effect(2, "32,000", "none", "no Mixup", 0.00458, (0.002666, 0.006494)),
+    _effect(1, "8,000", "none", "no Mixup", -0.00966, (-0.01245, -0.00687), (-0.015827, -0.003493), resolved=True),
+    _effect(2, "32,000", "none", "no Mixup", 0.00458, (0.002666, 0.006494), (0.000432, 0.008728), resolved=True),
 )
 
 # ---- a long period (vit_period.json: the metric boundary ended at 18-20 % of the run) ----
+_LONG_18 = "Mixup Pause (metric boundary, 18 % of the run)"
+_LONG_20 = "Mixup Pause (metric boundary, 20 % of the run)"
 VIT_PAUSE_LONG = (
-    _vit(0, "2,000", "pause_metric", "Mixup Pause (metric boundary, 18 % of the run)", 0.00702, (-0.007921, 0.021961)),
-    _vit(1, "32,000", "pause_metric", "Mixup Pause (metric boundary, 20 % of the run)", 0.0117, (0.003288, 0.020112)),
-    _vit(1, "32,000", "pause_20", "Mixup Pause (fixed 20 %)", 0.01308, (0.00158, 0.02458)),
+    _vit(0, "2,000", "pause_metric", _LONG_18, 0.00702, (-0.007921, 0.021961), (-0.020251, 0.034291)),
+    _vit(1, "32,000", "pause_metric", _LONG_20, 0.0117, (0.003288, 0.020112), (-0.006131, 0.029531)),
+    _vit(1, "32,000", "pause_20", "Mixup Pause (fixed 20 %)", 0.01308, (0.00158, 0.02458), (-0.010721, 0.036882)),
 )
 
 # ---- Alpha Boost (effect.json: the only setting where it was trained) ----
 EFFECT_ALPHA_BOOST = (
-    _effect(0, "2,000", "alpha_boost", "Alpha Boost", 0.001, (-0.003729, 0.005729)),
-    _effect(1, "8,000", "alpha_boost", "Alpha Boost", -0.00164, (-0.003445, 0.000165)),
-    _effect(2, "32,000", "alpha_boost", "Alpha Boost", 0.00098, (-0.000894, 0.002854)),
+    _effect(0, "2,000", "alpha_boost", "Alpha Boost", 0.001, (-0.003729, 0.005729), (-0.006842, 0.008842)),
+    _effect(1, "8,000", "alpha_boost", "Alpha Boost", -0.00164, (-0.003445, 0.000165), (-0.005376, 0.002096)),
+    _effect(2, "32,000", "alpha_boost", "Alpha Boost", 0.00098, (-0.000894, 0.002854), (-0.00257, 0.00453)),
 )
 
 
-def _det(pair: str, what: str, mean: float, ci95: tuple[float, float]) -> Citation:
+def _det(pair: str, what: str, mean: float, ci95: Interval, holm: Interval) -> Citation:
     return Citation(
         "benchmarks/results/detection_effect.json",
         ("summary", "paired", pair),
@@ -146,15 +209,20 @@ def _det(pair: str, what: str, mean: float, ci95: tuple[float, float]) -> Citati
         mean,
         ci95,
         3,
+        holm,
+        DETECTION_M,
+        False,
         unit="mAP",
     )
 
 
 # ---- detection (detection_effect.json: one detector, one data set, 3 seeds) ----
 DETECTION = (
-    _det("mixup_pause-always_mixup", "Mixup Pause - always Mixup", 0.005371, (-0.082809, 0.093551)),
-    _det("mixup_pause-no_mixup", "Mixup Pause - no Mixup", -0.053671, (-0.117256, 0.009913)),
-    _det("always_mixup-no_mixup", "always Mixup - no Mixup", -0.059042, (-0.197307, 0.079223)),
+    _det(
+        "mixup_pause-always_mixup", "Mixup Pause - always Mixup", 0.005371, (-0.082809, 0.093551), (-0.082809, 0.093551)
+    ),
+    _det("mixup_pause-no_mixup", "Mixup Pause - no Mixup", -0.053671, (-0.117256, 0.009913), (-0.166706, 0.059363)),
+    _det("always_mixup-no_mixup", "always Mixup - no Mixup", -0.059042, (-0.197307, 0.079223), (-0.25845, 0.140366)),
 )
 
 #: every citation, for the test that reads each one back from its file

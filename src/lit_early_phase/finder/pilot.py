@@ -36,7 +36,7 @@ class Recommendation:
         diagnostics: the pilot's ``EnlightenmentDiagnostics`` history (one dict per check).
         extrapolated: the rule went beyond what this repository measured.
         citations: the measured figures behind the rule's branch
-            (:class:`~lit_early_phase.finder.evidence.Citation`: results file, keys, mean, 95 % interval).
+            (:class:`~lit_early_phase.finder.evidence.Citation`: results file, keys, mean, raw and Holm intervals).
         uncertainty: how sure that branch is (seeds, settings, intervals, in-sample or not).
     """
 
