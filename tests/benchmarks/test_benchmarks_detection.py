@@ -66,3 +66,8 @@ def test_detection_overhead_quick_writes_a_positive_ratio(tmp_path, model):
     lo, hi = ratio["ci95"]
     expected = "met" if hi <= 1.01 else "missed" if lo > 1.01 else "not resolved"
     assert result["models"][model]["goal_max"] == 1.01 and result["models"][model]["verdict"] == expected
+    # the whole suite was timed: the callback's default strategy on a mixing detector, still inside its period
+    r = result["models"][model]
+    assert r["strategy"] == "MixupPause" and r["in_period_at_end"] is True
+    assert len(r["suite_s"]) == len(r["plain_s"]) == 2
+    assert ratio["ratios"] == pytest.approx([s / p for s, p in zip(r["suite_s"], r["plain_s"], strict=True)])
