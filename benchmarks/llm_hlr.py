@@ -30,12 +30,12 @@ and a 95 % t-interval; the goal (ratio <= 1.02) is "met" if the interval's upper
 lower bound is > 1.02, else "not resolved".
 
 Expected time of the full run on 2 quiet cores: about 12 minutes. Sized from ~9 s per training step of 8
-conversations in float32 on 2 cores (docs/llm.md's figure for this recipe; steps measured while writing this, on
-the shared machine under a load of about 8, took 26-70 s, so they could not size it better), ~3 s per validation
-batch and ~10 s per model load: part 1 is 3 seeds x 2 arms x 8 steps (~430 s), 4 validation batches after each
-run and once before (~85 s), 7 model loads (~70 s); part 2 is 1 warm-up + 4 timed pairs and a closing step (~100 s,
-with one more load). Few steps, and so a removal period of 1 step: the budget allows no more, which is why the
-report is titled exploratory.
+conversations in float32 on 2 cores (the figure docs/llm.md gave for this recipe until now; the steps measured
+while writing this, on the shared machine under a load of about 8, took 26-70 s, so they could not size it
+better), ~3 s per validation batch and ~10 s per model load: part 1 is 3 seeds x 2 arms x 8 steps (~430 s), 4
+validation batches after each run and once before (~85 s), 7 model loads (~70 s); part 2 is 1 warm-up + 4 timed
+pairs and a closing step (~100 s, with one more load). Few steps, and so a removal period of 1 step: the budget
+allows no more, which is why the report is titled exploratory.
 
     python benchmarks/llm_hlr.py            # full -> benchmarks/results/llm_hlr.{json,md}
     python benchmarks/llm_hlr.py --quick    # 2 seeds x 2 arms x 2 steps on 48 conversations, 1 + 2 pairs -> tmp
@@ -247,6 +247,7 @@ def step_time(cfg: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
             self.tokens: list[int] = []
             self._start: float | None = None
             self._inside = 0.0
+            self._pending = False  # a plain step is due after this Lightning step
 
         def _plain(self, batch: dict[str, Any]) -> float:
             t = time.perf_counter()
@@ -272,7 +273,7 @@ def step_time(cfg: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
                 self._pending = True
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            if self._start is not None and getattr(self, "_pending", False):
+            if self._start is not None and self._pending:
                 self._pending = False
                 self._inside = self._plain(batch)
 
