@@ -39,6 +39,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # the scripts run as files, not as a package
 
+# The repo paths whose change would change what this script measures (tests/benchmarks/test_stale_results.py).
+# _common.py is left out: its statistics and reports change no measurement.
+MEASURES = (
+    "src/lit_early_phase/hf",
+    "src/lit_early_phase/modules/causal_lm.py",
+    "src/lit_early_phase/modules/mixin.py",
+    "src/lit_early_phase/functional",
+    "benchmarks/bf16_cpu.py",
+)
+
 FULL = {"matmul": (1024, 576, 1536), "matmul_warmup": 3, "matmul_pairs": 10, "lm": "SmolLM2-135M-Instruct"}
 FULL |= {"lm_batch": 1, "lm_tokens": 64, "lm_warmup": 1, "lm_pairs": 4}
 QUICK = {"matmul": (256, 144, 384), "matmul_warmup": 1, "matmul_pairs": 3, "lm": "tiny random Llama"}

@@ -17,7 +17,8 @@ module's seed is fixed (0), so every run trains on the same split and is measure
 conversations (the first ``--val-batches`` batches of the 10 % validation split). Outcomes after the last step:
 held-out loss (token mean over response tokens) and next-token accuracy on response tokens, paired by seed as
 ``baseline - hlr_fixed`` for the loss and ``hlr_fixed - baseline`` for the accuracy (positive: HLR better), with
-95 % t-intervals and unadjusted p-values (:func:`_common.paired_difference`).
+95 % t-intervals (:func:`_common.paired_difference`) and Holm-adjusted p-values and intervals over the two outcomes
+(:func:`_common.holm`; an outcome is resolved when its adjusted p < 0.05).
 
 Part 2, the step time, in the same run: ``CausalLMFineTune`` in a Lightning ``Trainer`` (its real
 ``training_step``, backward, clipping, AdamW and schedule step, logging, the loop's data fetch) against a plain
@@ -301,18 +302,17 @@ def step_time(cfg: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------------------
 # statistics and report
 def compare(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
-    """Paired by seed: loss reduction (baseline - hlr) and accuracy gain (hlr - baseline), 95 % t-intervals."""
+    """Paired by seed: loss reduction (baseline - hlr) and accuracy gain (hlr - baseline); raw and Holm intervals."""
     by = {(r["arm"], r["seed"]): r["val_after"] for r in runs}
     base_loss = [by["baseline", s]["loss"] for s in seeds]
     hlr_loss = [by["hlr_fixed", s]["loss"] for s in seeds]
     base_acc = [by["baseline", s]["token_acc"] for s in seeds]
     hlr_acc = [by["hlr_fixed", s]["token_acc"] for s in seeds]
-    # Family of two outcomes: the p-values below are unadjusted. HOLM: the lead wires _common's Holm helper here.
-    return {
-        "loss_reduction": C.paired_difference(base_loss, hlr_loss),
-        "token_acc_gain": C.paired_difference(hlr_acc, base_acc),
-        "p_values": "unadjusted (2 outcomes)",
-    }
+    loss = C.paired_difference(base_loss, hlr_loss)
+    acc = C.paired_difference(hlr_acc, base_acc)
+    # one family of two outcomes: Holm over both (_common.holm), raw intervals and p-values beside
+    holm = C.holm({"loss_reduction": loss["diffs"], "token_acc_gain": acc["diffs"]})
+    return {"loss_reduction": loss, "token_acc_gain": acc, "holm": holm}
 
 
 def header(cfg: dict[str, Any], quick: bool, git: dict[str, Any]) -> dict[str, Any]:
@@ -336,10 +336,12 @@ def header(cfg: dict[str, Any], quick: bool, git: dict[str, Any]) -> dict[str, A
     )
 
 
-def _diff_line(name: str, d: dict[str, Any], unit: float, fmt: str) -> str:
+def _diff_line(name: str, d: dict[str, Any], h: dict[str, Any], unit: float, fmt: str) -> str:
     lo, hi = d["ci95"]
+    hlo, hhi = h["ci_holm"]
     return (
         f"| {name} | {d['mean_diff'] * unit:{fmt}} | [{lo * unit:{fmt}}, {hi * unit:{fmt}}] | {d['p_value']:.3f} | "
+        f"[{hlo * unit:{fmt}}, {hhi * unit:{fmt}}] | {h['p_holm']:.3f} | {'yes' if h['resolved'] else 'no'} | "
         f"{d['pairs_better']} / {d['pairs_equal']} / {d['pairs_worse']} |"
     )
 
@@ -379,12 +381,22 @@ def markdown(result: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Paired by seed (n = {cmp['loss_reduction']['n']}), positive = HLR better; p-values {cmp['p_values']}:",
+        f"Paired by seed (n = {cmp['loss_reduction']['n']}), positive = HLR better; Holm over the 2 outcomes "
+        "(resolved: adjusted p < 0.05):",
         "",
-        "| outcome | mean difference | 95 % CI | p | pairs better / equal / worse |",
-        "|---|---|---|---|---|",
-        _diff_line("held-out loss, baseline - hlr_fixed", cmp["loss_reduction"], 1.0, ".4f"),
-        _diff_line("held-out token acc, hlr_fixed - baseline (pp)", cmp["token_acc_gain"], 100.0, ".2f"),
+        "| outcome | mean difference | raw 95 % CI | raw p | Holm interval | Holm p | resolved "
+        "| pairs better / equal / worse |",
+        "|---|---|---|---|---|---|---|---|",
+        _diff_line(
+            "held-out loss, baseline - hlr_fixed", cmp["loss_reduction"], cmp["holm"]["loss_reduction"], 1.0, ".4f"
+        ),
+        _diff_line(
+            "held-out token acc, hlr_fixed - baseline (pp)",
+            cmp["token_acc_gain"],
+            cmp["holm"]["token_acc_gain"],
+            100.0,
+            ".2f",
+        ),
         "",
     ]
     r = st["ratio"]

@@ -86,6 +86,9 @@ def test_llm_hlr_quick_pairs_the_arms_by_seed_and_times_both_loops(tmp_path):
         runs["hlr_fixed", s]["val_after"]["token_acc"] - runs["baseline", s]["val_after"]["token_acc"] for s in (0, 1)
     ]
     assert acc["diffs"] == pytest.approx(expected)
+    holm = result["compare"]["holm"]  # one family: the two outcomes
+    assert {k: (h["m"], h["n"]) for k, h in holm.items()} == {"loss_reduction": (2, 2), "token_acc_gain": (2, 2)}
+    assert holm["loss_reduction"]["mean_diff"] == pytest.approx(loss["mean_diff"])
 
     st = result["step_time"]
     assert st["pairs"] == len(st["lightning_seconds"]) == len(st["plain_seconds"]) == 2
