@@ -283,8 +283,7 @@ def step_time(cfg: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
     w = cfg["warmup_pairs"]
     lit, pl = inter.lightning[w:n_pairs], inter.plain[w:n_pairs]
     stats = C.ratio_stats(lit, pl)
-    lo, hi = stats["ci95"]
-    verdict = "met" if hi <= GOAL else "missed" if lo > GOAL else "not resolved"
+    verdict = C.goal_verdict(stats["ci95"], GOAL)
     return {
         "warmup_pairs": w,
         "pairs": len(lit),
