@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import _common as C  # the benchmark scripts are files, not a package
+import bf16_cpu
 import demo
 import detection_curve
 import detection_effect
@@ -19,6 +20,7 @@ import diagnostics_overhead
 import effect
 import finder_check
 import image_folder_throughput
+import llm_hlr
 import overhead
 import ucr_hlr
 import vit_confirmatory
@@ -27,6 +29,7 @@ import vit_period
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 SCRIPTS = {
+    "bf16_cpu": bf16_cpu,
     "demo": demo,
     "detection_curve": detection_curve,
     "detection_effect": detection_effect,
@@ -35,6 +38,7 @@ SCRIPTS = {
     "effect": effect,
     "finder_check": finder_check,
     "image_folder_throughput": image_folder_throughput,
+    "llm_hlr": llm_hlr,
     "overhead": overhead,
     "ucr_hlr": ucr_hlr,
     "vit_confirmatory": vit_confirmatory,

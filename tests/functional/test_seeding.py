@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lit_early_phase.datamodules import ImageTensorDataset, SampleKey
-from lit_early_phase.functional import keyed_generator, keyed_global_rng, keyed_seed
+from lit_early_phase.functional import keyed_device_rng, keyed_generator, keyed_global_rng, keyed_seed
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "lit_early_phase"
 
@@ -29,6 +29,21 @@ def test_keyed_global_rng_puts_the_global_state_back():
         inside = torch.rand(2)
     assert torch.equal(torch.rand(3), expected)
     assert torch.equal(inside, torch.rand(2, generator=keyed_generator(4, 5, 6)))
+
+
+def test_keyed_device_rng_keys_dropout_and_puts_the_global_state_back():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    with keyed_device_rng("cpu", 4, 5, 6):
+        mask = torch.nn.functional.dropout(torch.ones(64), 0.5)
+    assert torch.equal(torch.rand(3), expected)  # the global stream goes on as if the block had not run
+    with keyed_global_rng(4, 5, 6):  # on a CPU: the same seed as keyed_global_rng
+        assert torch.equal(mask, torch.nn.functional.dropout(torch.ones(64), 0.5))
+    assert 10 < int((mask == 0).sum()) < 54
+    with keyed_device_rng(torch.device("cpu"), 4, 5, 7):
+        other = torch.nn.functional.dropout(torch.ones(64), 0.5)
+    assert not torch.equal(mask, other)
 
 
 def test_a_sample_s_augmentation_draws_from_the_keyed_seed():

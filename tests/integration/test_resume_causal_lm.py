@@ -289,3 +289,47 @@ def test_a_lambda_optimizer_is_named_in_the_checkpoint_and_asked_for_again(token
         RuntimeError, match=r"This CausalLMFineTune was restored.*load_from_checkpoint\(path, optimizer="
     ):
         L.Trainer(**trainer_kwargs(tmp_path, max_steps=2)).fit(loaded, dm_for(tokenizer))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# exact resume with the default lora_dropout: dropout's draws continue those of the uninterrupted run
+class Losses(Callback):
+    def __init__(self):
+        self.loss = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.loss[trainer.global_step] = outputs["loss"].detach().clone()
+
+
+def test_resume_with_the_default_lora_dropout_is_bit_identical(tokenizer, tmp_path):
+    def module():
+        return CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, lr=1e-2, warmup=0)
+
+    assert module().hparams.lora_dropout == 0.05  # the default, which draws a mask at every step
+    L.seed_everything(0, verbose=False)
+    full, ckpt = Losses(), ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
+    uninterrupted = module()
+    kw = trainer_kwargs(tmp_path, max_steps=5, enable_checkpointing=True)
+    L.Trainer(callbacks=[full, ckpt], **kw).fit(uninterrupted, dm_for(tokenizer, n=12))
+    mid = tmp_path / "ckpt" / "epoch=0-step=2.ckpt"
+    torch.load(mid, weights_only=True)
+
+    L.seed_everything(0, verbose=False)
+    # the global RNG moves on between the runs in a real resume (a new process, other code): draw from it here
+    torch.rand(1000)
+    again, resumed = Losses(), module()
+    L.Trainer(callbacks=[again], **trainer_kwargs(tmp_path, max_steps=5)).fit(
+        resumed, dm_for(tokenizer, n=12), ckpt_path=mid
+    )
+    assert sorted(again.loss) == [3, 4, 5]
+    for step, loss in again.loss.items():
+        assert torch.equal(loss, full.loss[step]), f"step {step}: {loss.item()} != {full.loss[step].item()}"
+    after, before = trainable(resumed), trainable(uninterrupted)
+    assert after.keys() == before.keys()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+    # and the draws matter: without dropout the same run ends elsewhere (the test would pass vacuously otherwise)
+    L.seed_everything(0, verbose=False)
+    no_dropout = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, lora_dropout=0.0, lr=1e-2, warmup=0)
+    L.Trainer(**trainer_kwargs(tmp_path, max_steps=5)).fit(no_dropout, dm_for(tokenizer, n=12))
+    assert not all(torch.equal(trainable(no_dropout)[k], v) for k, v in before.items())

@@ -27,7 +27,7 @@ from lit_early_phase.functional.mix_params import (
 )
 from lit_early_phase.functional.mixing import MixOutput, apply_mix, mix_batch
 from lit_early_phase.functional.removal import DropOutput, drop_highest, num_to_remove, validate_drop_args
-from lit_early_phase.functional.seeding import keyed_generator, keyed_global_rng, keyed_seed
+from lit_early_phase.functional.seeding import keyed_device_rng, keyed_generator, keyed_global_rng, keyed_seed
 from lit_early_phase.functional.targets import smooth_one_hot
 from lit_early_phase.functional.tokens import (
     IGNORE_INDEX,
@@ -56,6 +56,7 @@ __all__ = [
     "drop_highest",
     "flatten",
     "interference_ratio",
+    "keyed_device_rng",
     "keyed_generator",
     "keyed_global_rng",
     "keyed_seed",

@@ -1,8 +1,9 @@
-"""Randomness keyed by where training is: one hash from a few integers to a seed, for data and for mixing.
+"""Randomness keyed by where training is: one hash from a few integers to a seed, for data, mixing and dropout.
 
 A sample's augmentation is keyed by ``(seed, epoch, index)`` and a training step's mixing draws by
-``(seed, rank, epoch, batch)``: the draws then depend only on the key, not on a generator's history, so a run resumed
-from a checkpoint, or served by any number of workers or ranks, draws the same numbers with no generator state saved.
+``(seed, rank, epoch, batch)``, as are a language model's dropout masks (:func:`keyed_device_rng`): the draws then
+depend only on the key, not on a generator's history, so a run resumed from a checkpoint, or served by any number
+of workers or ranks, draws the same numbers with no generator state saved.
 """
 
 from __future__ import annotations
@@ -110,3 +111,44 @@ def keyed_global_rng(*key: int, python: bool = False, numpy: bool = False) -> It
             random.setstate(py_state)
         if np_state is not None:
             np.random.set_state(np_state)
+
+
+@contextmanager
+def keyed_device_rng(device: torch.device | str, *key: int) -> Iterator[None]:
+    """Seed torch's global CPU RNG, and on a GPU that device's generator, by :func:`keyed_seed` of ``key``.
+
+    For model code that draws from the default generators (``torch.nn.Dropout``, peft's ``lora_dropout``): on a
+    GPU dropout draws from the device's generator, so seeding the CPU one alone (:func:`keyed_global_rng`) would
+    not key it. Both states are put back after the block, so code outside it sees the global RNG unchanged.
+
+    Args:
+        device: the device the model runs on (``"cpu"``, ``"cuda:0"``, ...); other accelerators' generators are
+            left alone.
+        *key: the integers that say where training is.
+
+    Yields:
+        Nothing; the generators are seeded inside the block.
+
+    Example:
+        >>> with keyed_device_rng("cpu", 0, 1, 4):
+        ...     a = torch.nn.functional.dropout(torch.ones(6), 0.5)
+        >>> with keyed_device_rng("cpu", 0, 1, 4):
+        ...     b = torch.nn.functional.dropout(torch.ones(6), 0.5)
+        >>> torch.equal(a, b)
+        True
+    """
+    device = torch.device(device)
+    seed = keyed_seed(*key)
+    cuda = device.type == "cuda"
+    index = (device.index if device.index is not None else torch.cuda.current_device()) if cuda else None
+    cpu_state = torch.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state(index) if cuda else None
+    try:
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
+    finally:
+        torch.set_rng_state(cpu_state)
+        if cuda_state is not None:
+            torch.cuda.set_rng_state(cuda_state, index)

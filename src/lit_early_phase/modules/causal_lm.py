@@ -25,8 +25,10 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 from torch import Tensor
 from torchmetrics.aggregation import MeanMetric
 
+from lit_early_phase._compat import batches_started
 from lit_early_phase._validation import check_choice, check_int, check_number
 from lit_early_phase.functional import DropOutput
+from lit_early_phase.functional.seeding import keyed_device_rng
 from lit_early_phase.functional.tokens import SequenceLosses, sequence_losses, token_accuracy_counts
 from lit_early_phase.hf import (
     DEFAULT_BETAS,
@@ -55,6 +57,9 @@ from lit_early_phase.hf import (
 # the class-path dicts of optimizer / scheduler factories have one home, beside ImageClassifier
 from lit_early_phase.modules.factories import _NotStored, split_factories
 from lit_early_phase.modules.mixin import EnlightenmentMixin
+
+#: the last integer of a training step's dropout key, so its stream differs from the mixing draws' (same other keys)
+DROPOUT_KEY_TAG = 0x4C4D
 
 
 def _check_restorable(*factories: Any) -> None:
@@ -307,8 +312,19 @@ class CausalLMFineTune(FineTuneSavingMixin, EnlightenmentMixin, L.LightningModul
         return LMStep(drop.loss, logits, seq, drop, correct, total)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        """One step; logs the optimised loss, the plain token loss, token accuracy, kept tokens and lr."""
-        step = self.lm_step(batch)
+        """One step; logs the optimised loss, the plain token loss, token accuracy, kept tokens and lr.
+
+        The forward pass draws its dropout masks (``lora_dropout``, the model's own dropout) from the global
+        generators seeded by ``(seed, global rank, epoch, batches started in the epoch)``
+        (:func:`~lit_early_phase.functional.keyed_device_rng`): a run resumed from a checkpoint draws exactly the
+        masks of the uninterrupted run, with no generator state saved, and ranks draw different masks. Called
+        outside a Trainer, it draws from the global RNG as it is.
+        """
+        if self._trainer is None:  # called by hand, outside a Trainer: the global RNG as it is
+            step = self.lm_step(batch)
+        else:
+            with keyed_device_rng(self.device, *self._dropout_key()):
+                step = self.lm_step(batch)
         seq = step.seq
         detached = SequenceLosses(seq.token_losses.detach(), seq.mask, seq.num_tokens, seq.losses.detach())
         self.last_step = LMStep(step.loss.detach(), None, detached, step.drop, step.correct, step.total)
@@ -321,6 +337,13 @@ class CausalLMFineTune(FineTuneSavingMixin, EnlightenmentMixin, L.LightningModul
         if self._trainer is not None and self.trainer.optimizers:
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], **log)
         return step.loss
+
+    def _dropout_key(self) -> tuple[int, ...]:
+        """``(seed, global rank, epoch, batches started, tag)``; the seed is the mixin's (``seed_everything``'s)."""
+        state = self.enlightenment_state
+        seed = torch.initial_seed() if state.mix_seed is None else state.mix_seed
+        trainer = self.trainer
+        return seed, int(trainer.global_rank), int(trainer.current_epoch), batches_started(trainer), DROPOUT_KEY_TAG
 
     def _evaluate(self, batch: dict[str, Tensor], loss_metric: MeanMetric, acc_metric: MeanMetric) -> None:
         logits = self(batch["input_ids"], batch.get("attention_mask"))
