@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-#: Measured on a 2-core AVX2 CPU without AVX512/AMX (torch 2.14): a 1024x576x1536 matmul, and a LoRA step of
-#: SmolLM2-135M on 8 x 128 tokens, in bfloat16 against float32 (see docs/llm.md).
+#: What the warning says about the fallback's cost. No figure here: the measured bf16 / fp32 ratios (a matmul and a
+#: SmolLM2 LoRA step) are in ``benchmarks/results/bf16_cpu.md``, written by ``benchmarks/bf16_cpu.py`` on the CPU
+#: it ran on (docs/llm.md quotes them).
 BF16_CPU_SLOWDOWN = (
-    "measured on a 2-core AVX2 CPU: a 1024x576x1536 matmul took ~1.5 s in bfloat16 against ~19 ms in float32 "
-    "(~75x), and a SmolLM2-135M LoRA step of 8 x 128 tokens ~226 s against ~8.7 s (~26x)"
+    "benchmarks/bf16_cpu.py measures how much slower than float32 on your CPU; docs/llm.md quotes the "
+    "maintainers' measurement"
 )
 
 
