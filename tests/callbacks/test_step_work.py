@@ -8,29 +8,29 @@ import pytest
 import torch
 
 from lit_early_phase import EnlightenmentCallback
-from lit_early_phase.callbacks import enlightenment
+from lit_early_phase.callbacks import nonfinite
 from lit_early_phase.knobs import StepRecord
 
 
 def test_nonfinite_counts_of_many_steps_are_all_counted_and_the_pending_list_stays_bounded():
     cb = EnlightenmentCallback()
-    steps = 3 * enlightenment.FOLD + 5  # several folds and a remainder
+    steps = 3 * nonfinite.FOLD + 5  # several folds and a remainder
     for i in range(steps):
-        cb._count_nonfinite(torch.tensor(i % 3))  # what reduce_losses records: a device tensor
-        assert len(cb._nonfinite_pending) < enlightenment.FOLD
-    cb._count_nonfinite(4)  # a module that records no tensor: a plain number, added at once
+        cb._nonfinite.add(torch.tensor(i % 3))  # what reduce_losses records: a device tensor
+        assert len(cb._nonfinite.pending) < nonfinite.FOLD
+    cb._nonfinite.add(4)  # a module that records no tensor: a plain number, added at once
     expected = sum(i % 3 for i in range(steps)) + 4
     with pytest.warns(UserWarning, match=rf"^EnlightenmentCallback: {expected} per-sample training loss"):
         cb._warn_nonfinite(SimpleNamespace(global_step=7))
-    assert cb._nonfinite_pending == [] and int(cb._nonfinite) == expected
+    assert cb._nonfinite.pending == [] and int(cb._nonfinite.total) == expected
 
 
 def test_no_warning_when_every_count_is_zero():
     cb = EnlightenmentCallback()
-    for _ in range(enlightenment.FOLD + 1):
-        cb._count_nonfinite(torch.tensor(0))
+    for _ in range(nonfinite.FOLD + 1):
+        cb._nonfinite.add(torch.tensor(0))
     cb._warn_nonfinite(SimpleNamespace(global_step=1))
-    assert cb._warned_nonfinite is False and int(cb._nonfinite) == 0
+    assert cb._nonfinite.warned is False and int(cb._nonfinite.total) == 0
 
 
 def test_a_fresh_step_record_holds_plain_numbers_not_new_tensors():

@@ -25,6 +25,7 @@ from lit_early_phase.callbacks import messages
 from lit_early_phase.callbacks.applied_logging import log_applied, log_boundary
 from lit_early_phase.callbacks.boundary import DEFAULT_MAX_DURATION, BoundaryRule
 from lit_early_phase.callbacks.duration import Duration
+from lit_early_phase.callbacks.nonfinite import NonfiniteCount
 from lit_early_phase.callbacks.report import PeriodReport
 from lit_early_phase.callbacks.running_accuracy import RunningAccuracy
 from lit_early_phase.keys import RUNNING_ACC
@@ -32,8 +33,6 @@ from lit_early_phase.knobs import Enlightenable
 from lit_early_phase.strategies import Strategy, StrategyName, resolve_strategy
 
 DURATIONS = ("duration", "min_duration", "max_duration")
-#: steps whose NaN/inf counts are kept as they came before one addition folds them (bounded, one launch per FOLD)
-FOLD = 32
 
 
 class EnlightenmentCallback(Callback):
@@ -165,10 +164,8 @@ class EnlightenmentCallback(Callback):
         self._total_steps = math.inf
         self._chance: float | None = None
         self._outside_fit = False  # inside validate/test/predict: a checkpoint must not overwrite the state
-        self._nonfinite: Any = 0  # NaN/inf per-sample losses summed on the device, read where a sync happens anyway
-        self._nonfinite_pending: list[Any] = []  # the last steps' counts, folded into _nonfinite every FOLD steps
+        self._nonfinite = NonfiniteCount()  # NaN/inf per-sample losses, read where a sync happens anyway
         self._fit_rule: BoundaryRule | None = None  # the rule for this fit, built once in on_fit_start
-        self._warned_nonfinite = False
 
     def __repr__(self) -> str:
         shown = {"strategy": self.strategy_arg, "monitor": self.monitor, "threshold": self.threshold, **self._specs()}
@@ -323,8 +320,7 @@ class EnlightenmentCallback(Callback):
         """
         rec = self._module(pl_module).enlightenment_record
         applied_in_period = self.in_period  # what this step ran under, even if the period ends at it
-        if not self._warned_nonfinite:
-            self._count_nonfinite(rec.nonfinite)
+        self._nonfinite.add(rec.nonfinite)
         monitor = None
         if self.in_period:
             if self.monitor is None:
@@ -386,32 +382,9 @@ class EnlightenmentCallback(Callback):
         """The rule of this fit (built in ``on_fit_start``), or a fresh one outside a fit."""
         return self._fit_rule if self._fit_rule is not None else self.rule
 
-    def _count_nonfinite(self, count: Any) -> None:
-        """Keep a step's NaN/inf count: a number is added now, a tensor folded in with the next ``FOLD`` - 1."""
-        if not isinstance(count, torch.Tensor):
-            self._nonfinite = self._nonfinite + count
-            return
-        self._nonfinite_pending.append(count)
-        if len(self._nonfinite_pending) >= FOLD:
-            self._fold_nonfinite()
-
-    def _fold_nonfinite(self) -> None:
-        """Add the pending counts to the running sum (one stack and sum on their device, no host sync)."""
-        if self._nonfinite_pending:
-            pending = torch.stack([c.reshape(()) for c in self._nonfinite_pending]).sum()
-            self._nonfinite = self._nonfinite + pending
-            self._nonfinite_pending.clear()
-
     def _warn_nonfinite(self, trainer: L.Trainer) -> None:
         """Warn once (rank zero) when the module reported NaN/inf per-sample losses."""
-        if self._warned_nonfinite:
-            return
-        self._fold_nonfinite()
-        count = int(self._nonfinite)
-        if count == 0:
-            return
-        self._warned_nonfinite = True
-        messages.warn_nonfinite(count, trainer.global_step)
+        self._nonfinite.warn(trainer.global_step)
 
     def _step_monitor_value(self, trainer: L.Trainer) -> float | None:
         if self.monitor is not None:
