@@ -23,9 +23,7 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 def fenced() -> list[tuple[str, str, str]]:
     """(page, commit, plan text) of every fenced plan on the pages that quote results."""
-    return [
-        (str(page.relative_to(ROOT)), commit, text) for page in pages() for commit, text in plans(page.read_text())
-    ]
+    return [(str(page.relative_to(ROOT)), commit, text) for page in pages() for commit, text in plans(page.read_text())]
 
 
 FENCED = [pytest.param(*plan, id=f"{plan[0]}@{plan[1]}") for plan in fenced()]
