@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -127,7 +128,11 @@ def test_the_long_period_branch_says_its_evidence_is_exploratory():
     assert math.isclose(d.citations[1].mean, 0.0117)
 
 
-def test_no_branch_calls_a_figure_resolved_that_holm_did_not_resolve():
+#: words that call a difference a loss
+LOSS = re.compile(r"\blost\b|\ba loss\b", re.I)
+
+
+def test_no_branch_calls_a_figure_resolved_or_a_loss_that_holm_did_not_resolve():
     for name, (evidence, _, _) in BRANCHES.items():
         d = decide(evidence)
         text = f"{d.reason} {d.uncertainty}"
@@ -135,6 +140,12 @@ def test_no_branch_calls_a_figure_resolved_that_holm_did_not_resolve():
             assert "resolved below" not in text and "resolved above" not in text and "both resolved" not in text, name
         for bare in ("is resolved over", "resolved at 32,000", "interval excludes 0;"):
             assert bare not in text, name
+        # a loss is a difference resolved below 0 after Holm: a raw interval below 0 is "no gain measured"
+        if not any(c.sign == "-" for c in d.citations):
+            assert not LOSS.search(text), name
+    # the rule's docstring summarises the branches; the figures it names (UCR, detector, short pauses, ViT) are
+    # none resolved below 0
+    assert not LOSS.search(decide.__doc__)
 
 
 def test_the_series_branch_says_no_gain_was_measured_in_holm_words():
