@@ -119,8 +119,7 @@ def keyed_device_rng(device: torch.device | str, *key: int) -> Iterator[None]:
 
     For model code that draws from the default generators (``torch.nn.Dropout``, peft's ``lora_dropout``): on a
     GPU dropout draws from the device's generator, so seeding the CPU one alone (:func:`keyed_global_rng`) would
-    not key it (CUDA path untested: the tests run on CPU only). Both states are put back after the block, so code
-    outside it sees the global RNG unchanged.
+    not key it. Both states are put back after the block, so code outside it sees the global RNG unchanged.
 
     Args:
         device: the device the model runs on (``"cpu"``, ``"cuda:0"``, ...); other accelerators' generators are

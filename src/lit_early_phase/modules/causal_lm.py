@@ -317,10 +317,8 @@ class CausalLMFineTune(FineTuneSavingMixin, EnlightenmentMixin, L.LightningModul
         The forward pass draws its dropout masks (``lora_dropout``, the model's own dropout) from the global
         generators seeded by ``(seed, global rank, epoch, batches started in the epoch)``
         (:func:`~lit_early_phase.functional.keyed_device_rng`): a run resumed from a checkpoint draws exactly the
-        masks of the uninterrupted run, with no generator state saved, and ranks draw different masks. The seed is
-        ``torch.initial_seed()``, the seed ``seed_everything`` (or ``torch.manual_seed``) last set: a resumed run draws
-        the same masks only under the same seed, so call ``seed_everything`` with the first run's seed.
-        Called outside a Trainer, it draws from the global RNG as it is.
+        masks of the uninterrupted run, with no generator state saved, and ranks draw different masks. Called
+        outside a Trainer, it draws from the global RNG as it is.
         """
         if self._trainer is None:  # called by hand, outside a Trainer: the global RNG as it is
             step = self.lm_step(batch)
