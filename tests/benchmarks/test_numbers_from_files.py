@@ -189,6 +189,18 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         f"is {{f4:{WH.format(0)}.ratio.mean}} {{fci4:{WH.format(0)}.ratio.ci95}} at batch 128 and "
         f"{{f4:{WH.format(1)}.ratio.mean}} {{fci4:{WH.format(1)}.ratio.ci95}} at a fast step",
     ),
+    (
+        "README.md",
+        "vit_confirmatory",
+        "always-Mixup: {pp:summary.primary.mean_diff} pp {ci:summary.primary.ci95}, better in "
+        "{int:summary.primary.pairs_better} of 10 seeds",
+    ),
+    (
+        "README.md",
+        "vit_confirmatory",
+        "Mixup Pause − no Mixup {pp:summary.secondary.pause_metric-none.mean_diff} pp "
+        "{ci:summary.secondary.pause_metric-none.ci95}",
+    ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
     ("docs/benchmarks.md", "effect", ", ".join(e(i, "pause_metric") for i in range(3)) + ": none resolved"),
     ("docs/benchmarks.md", "effect", ", ".join(e(i, "alpha_boost") for i in range(3)) + ": none resolved"),
