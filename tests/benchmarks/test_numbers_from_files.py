@@ -198,7 +198,7 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "README.md",
         "vit_confirmatory",
-        "Mixup Pause − no Mixup {pp:summary.secondary.pause_metric-none.mean_diff} pp "
+        "Mixup Pause - no Mixup {pp:summary.secondary.pause_metric-none.mean_diff} pp "
         "{ci:summary.secondary.pause_metric-none.ci95}",
     ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
