@@ -202,6 +202,12 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "{ci:summary.secondary.pause_metric-none.ci95}",
     ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
+    (
+        "docs/benchmarks.md",
+        "vit_confirmatory",
+        "| {pp:summary.primary.mean_diff} {ci:summary.primary.ci95} ({int:summary.primary.pairs_better}:"
+        "{int:summary.primary.pairs_worse} seeds): confirmed;",
+    ),
     ("docs/benchmarks.md", "effect", ", ".join(e(i, "pause_metric") for i in range(3)) + ": none resolved"),
     ("docs/benchmarks.md", "effect", ", ".join(e(i, "alpha_boost") for i in range(3)) + ": none resolved"),
     (
