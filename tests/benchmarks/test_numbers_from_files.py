@@ -82,6 +82,8 @@ FORMATS = {
     "f1": lambda x: f"{x:.1f}",
     "f2": lambda x: f"{x:.2f}",
     "sf2": lambda x: _signed(x, 2),
+    "sf4": lambda x: _signed(x, 4),
+    "sci4": lambda v: f"[{_signed(v[0], 4)}, {_signed(v[1], 4)}]",
     "f3": lambda x: f"{x:.3f}",
     "f4": lambda x: f"{x:.4f}",
     "sf3": lambda x: _signed(x, 3),
@@ -200,6 +202,25 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "vit_confirmatory",
         "Mixup Pause - no Mixup {pp:summary.secondary.pause_metric-none.mean_diff} pp "
         "{ci:summary.secondary.pause_metric-none.ci95}",
+    ),
+    (
+        "docs/llm.md",
+        "bf16_cpu",
+        "the matmul took {f3:matmul.ratio_bf16_over_fp32.mean} {fci3:matmul.ratio_bf16_over_fp32.ci95} of its float32 "
+        "time (10 pairs), the LoRA step {f3:lm_step.ratio_bf16_over_fp32.mean} "
+        "{fci3:lm_step.ratio_bf16_over_fp32.ci95} (4 pairs",
+    ),
+    (
+        "docs/llm.md",
+        "llm_hlr",
+        "baseline - HLR {sf4:compare.loss_reduction.mean_diff} {sci4:compare.loss_reduction.ci95} in nats "
+        "({int:compare.loss_reduction.pairs_better} of 3 seeds better",
+    ),
+    ("docs/llm.md", "llm_hlr", "unchanged, {pp:compare.token_acc_gain.mean_diff} {ci:compare.token_acc_gain.ci95} pp"),
+    (
+        "docs/llm.md",
+        "llm_hlr",
+        "plain loop was {f3:step_time.ratio.mean} {fci3:step_time.ratio.ci95} (4 pairs)",
     ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
     (
