@@ -182,7 +182,7 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "README.md",
         "overhead",
-        f"the hooks take {{f1:{TOG.format(5)}.hook_us_per_step.0}}-{{f1:{TOG.format(0)}.hook_us_per_step.0}} µs per "
+        f"hooks take {{f1:{TOG.format(5)}.hook_us_per_step.0}}-{{f1:{TOG.format(0)}.hook_us_per_step.0}} µs per "
         f"step",
     ),
     (
