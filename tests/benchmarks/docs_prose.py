@@ -1,9 +1,11 @@
 """The hand-written prose of the pages that quote benchmark results, cut into units a reader sees as one statement.
 
 A unit is a paragraph, a list item or a table row. Generated copies of results tables (between
-``<!-- name:begin -->`` and ``<!-- name:end -->``) and fenced code are not prose: they are dropped. So are
-pre-registered plans (a section whose heading says "pre-registered" or "the plan (written and committed before"):
-a plan is kept verbatim as committed before its run, and the figures it planned with are not results it quotes.
+``<!-- name:begin -->`` and ``<!-- name:end -->``) and fenced code are not prose: they are dropped. So is the text
+of a pre-registered plan, fenced by ``<!-- plan:<commit>:begin -->`` and ``<!-- plan:<commit>:end -->``: a plan is
+kept verbatim as committed at ``<commit>``, before its run (``test_plans_verbatim.py``), and the figures it planned
+with are not results it quotes. Only the fenced text is dropped: the plan's heading, and any result written under
+its own heading after the fence, are prose like any other.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 GENERATED = re.compile(r"<!-- (\w+):begin -->.*?<!-- \1:end -->", re.S)
 FENCED = re.compile(r"^```.*?^```", re.S | re.M)
 ITEM = re.compile(r"^(\s*)(- |\* |\d+\. )")
-HEADING = re.compile(r"^(#+) ")
-PLAN = re.compile(r"pre-registered|the plan \(written and committed before", re.I)
+#: a plan's fence; group 1 is the commit the plan was committed at (short or full), group 2 the plan's text
+PLAN = re.compile(r"^<!-- plan:([0-9a-f]{7,40}):begin -->\n(.*?)\n<!-- plan:\1:end -->$", re.S | re.M)
 
 
 def pages() -> list[Path]:
@@ -25,26 +27,14 @@ def pages() -> list[Path]:
     return [ROOT / "README.md", ROOT / "benchmarks" / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def _without_plans(text: str) -> str:
-    """``text`` without its pre-registered plan sections (each heading to the next heading of its level or above)."""
-    kept: list[str] = []
-    plan_level = 0
-    for line in text.splitlines():
-        heading = HEADING.match(line)
-        if heading:
-            level = len(heading.group(1))
-            if plan_level and level <= plan_level:
-                plan_level = 0
-            if not plan_level and PLAN.search(line):
-                plan_level = level
-        if not plan_level:
-            kept.append(line)
-    return "\n".join(kept)
+def plans(text: str) -> list[tuple[str, str]]:
+    """``(commit, plan text)`` of every fenced plan in ``text``, the text without the blank lines at its ends."""
+    return [(m.group(1), m.group(2).strip("\n")) for m in PLAN.finditer(text)]
 
 
 def prose(text: str) -> str:
-    """``text`` without its generated blocks, fenced code and pre-registered plans."""
-    return _without_plans(FENCED.sub("\n\n", GENERATED.sub("\n\n", text)))
+    """``text`` without its generated blocks, fenced code and fenced plans."""
+    return FENCED.sub("\n\n", GENERATED.sub("\n\n", PLAN.sub("\n\n", text)))
 
 
 def units(text: str) -> list[str]:

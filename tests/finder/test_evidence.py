@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -47,6 +48,12 @@ def _holm_as_the_report(citation: M.Citation) -> dict:
     if stem in ("effect", "vit_period"):
         row = result["summary"]["per_size"][citation.keys[2]]
         return K.result_holm(result)[(row["size"], citation.keys[4])]
+    if stem == "vit_confirmatory":  # the primary outcome alone (m = 1); the secondary ones, Holm over two
+        s = result["summary"]
+        if citation.keys[1] == "primary":
+            p = s["primary"]
+            return p | {"ci_holm": p["ci95"], "m": 1, "resolved": p["verdict"] == "confirmed"}
+        return C.holm({k: d["diffs"] for k, d in s["secondary"].items()})[citation.keys[2]]
     if stem == "ucr_hlr":
         return ucr_hlr.comparisons(result)[f"over sets|{citation.keys[2]}"]
     assert stem == "detection_effect"
@@ -87,7 +94,7 @@ def test_only_holm_resolved_figures_are_called_resolved():
     for c in M.ALL:
         text = str(c)
         assert ("resolved above" in text or "resolved below" in text) == c.resolved
-    assert [c for c in M.ALL if c.resolved] == list(M.EFFECT_NO_MIXUP)
+    assert [c for c in M.ALL if c.resolved] == [*M.EFFECT_NO_MIXUP, *M.VIT_CONFIRMATORY]
 
 
 def _e(**kw) -> Evidence:
@@ -101,7 +108,7 @@ BRANCHES = {
     "short period": (_e(boundary_step=20), "none", {"effect", "vit_period"}),
     "image, no mixing": (_e(mixes=False), "high_loss_removal", {"ucr_hlr"}),
     "low interference": (_e(interference=0.01), "alpha_boost", {"effect"}),
-    "long period": (_e(), "mixup_pause", {"vit_period"}),
+    "long period": (_e(), "mixup_pause", {"vit_confirmatory", "vit_period"}),
 }
 
 
@@ -116,18 +123,22 @@ def test_every_branch_names_its_evidence_and_its_uncertainty(name):
     assert (d.callback_kwargs == {}) == (strategy == "none")
 
 
-def test_the_long_period_branch_says_its_evidence_is_exploratory():
+def test_the_long_period_branch_cites_the_confirmatory_run_and_what_beat_it():
     d = decide(_e())
-    assert d.uncertainty.startswith("exploratory") and not d.extrapolated
-    assert "not resolved after Holm over 12 comparisons" in d.uncertainty
-    assert "pre-registered confirmatory run is in docs/benchmarks.md" in d.uncertainty
-    # two raw gains at 32,000 images, none resolved after Holm; 2,000 images: raw interval contains 0
-    assert [c.raw_sign for c in d.citations] == ["0", "+", "+"]
-    assert [c.sign for c in d.citations] == ["0", "0", "0"]
-    assert math.isclose(d.citations[1].mean, 0.0117)
+    assert d.uncertainty.startswith("confirmed on one setting only") and not d.extrapolated
+    assert "+1.48 pp" in d.uncertainty and "-2.99 pp" in d.uncertainty and "try training without it" in d.uncertainty
+    assert "not resolved after Holm over 12 comparisons" in d.uncertainty and "in-sample" in d.uncertainty
+    # the confirmatory primary (resolved, m = 1) and its secondary, then the exploratory sweep (none resolved)
+    assert [c.sign for c in d.citations] == ["+", "-", "0", "0", "0"]
+    assert [c.raw_sign for c in d.citations] == ["+", "-", "0", "+", "+"]
+    assert d.citations[0].holm_m == 1 and math.isclose(d.citations[0].mean, 0.01484)
 
 
-def test_no_branch_calls_a_figure_resolved_that_holm_did_not_resolve():
+#: words that call a difference a loss
+LOSS = re.compile(r"\blost\b|\ba loss\b", re.I)
+
+
+def test_no_branch_calls_a_figure_resolved_or_a_loss_that_holm_did_not_resolve():
     for name, (evidence, _, _) in BRANCHES.items():
         d = decide(evidence)
         text = f"{d.reason} {d.uncertainty}"
@@ -135,6 +146,12 @@ def test_no_branch_calls_a_figure_resolved_that_holm_did_not_resolve():
             assert "resolved below" not in text and "resolved above" not in text and "both resolved" not in text, name
         for bare in ("is resolved over", "resolved at 32,000", "interval excludes 0;"):
             assert bare not in text, name
+        # a loss is a difference resolved below 0 after Holm: a raw interval below 0 is "no gain measured"
+        if not any(c.sign == "-" for c in d.citations):
+            assert not LOSS.search(text), name
+    # the rule's docstring summarises the branches; the figures it names (UCR, detector, short pauses, ViT) are
+    # none resolved below 0
+    assert not LOSS.search(decide.__doc__)
 
 
 def test_the_series_branch_says_no_gain_was_measured_in_holm_words():

@@ -4,6 +4,7 @@ match, and a mid-epoch resume sees the same batches (the data module's ``Statefu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 
@@ -16,6 +17,7 @@ from llm_helpers import RECORDS, tiny_llama, trainable
 
 from lit_early_phase import EnlightenmentCallback, HighLossRemoval
 from lit_early_phase.datamodules import InstructionDataModule
+from lit_early_phase.modules import causal_lm
 from lit_early_phase.modules.causal_lm import CausalLMFineTune
 
 PLAIN = (bool, int, float, str, type(None))
@@ -301,7 +303,11 @@ class Losses(Callback):
         self.loss[trainer.global_step] = outputs["loss"].detach().clone()
 
 
-def test_resume_with_the_default_lora_dropout_is_bit_identical(tokenizer, tmp_path):
+def straight_and_resumed(tokenizer, tmp_path, max_steps=5):
+    """A straight LoRA run of ``max_steps`` with the default ``lora_dropout`` and one resumed from its step-2
+    checkpoint, both under ``seed_everything(0)``; the global RNG moves on between them, as in a real resume (a new
+    process, other code). Returns the losses by step of each and the two modules."""
+
     def module():
         return CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, lr=1e-2, warmup=0)
 
@@ -309,21 +315,25 @@ def test_resume_with_the_default_lora_dropout_is_bit_identical(tokenizer, tmp_pa
     L.seed_everything(0, verbose=False)
     full, ckpt = Losses(), ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=2, save_top_k=-1)
     uninterrupted = module()
-    kw = trainer_kwargs(tmp_path, max_steps=5, enable_checkpointing=True)
+    kw = trainer_kwargs(tmp_path, max_steps=max_steps, enable_checkpointing=True)
     L.Trainer(callbacks=[full, ckpt], **kw).fit(uninterrupted, dm_for(tokenizer, n=12))
     mid = tmp_path / "ckpt" / "epoch=0-step=2.ckpt"
     torch.load(mid, weights_only=True)
 
     L.seed_everything(0, verbose=False)
-    # the global RNG moves on between the runs in a real resume (a new process, other code): draw from it here
-    torch.rand(1000)
+    torch.rand(1000)  # the global RNG moves on between the runs
     again, resumed = Losses(), module()
-    L.Trainer(callbacks=[again], **trainer_kwargs(tmp_path, max_steps=5)).fit(
+    L.Trainer(callbacks=[again], **trainer_kwargs(tmp_path, max_steps=max_steps)).fit(
         resumed, dm_for(tokenizer, n=12), ckpt_path=mid
     )
-    assert sorted(again.loss) == [3, 4, 5]
-    for step, loss in again.loss.items():
-        assert torch.equal(loss, full.loss[step]), f"step {step}: {loss.item()} != {full.loss[step].item()}"
+    assert sorted(again.loss) == list(range(3, max_steps + 1))
+    return full.loss, again.loss, uninterrupted, resumed
+
+
+def test_resume_with_the_default_lora_dropout_is_bit_identical(tokenizer, tmp_path):
+    full, again, uninterrupted, resumed = straight_and_resumed(tokenizer, tmp_path)
+    for step, loss in again.items():
+        assert torch.equal(loss, full[step]), f"step {step}: {loss.item()} != {full[step].item()}"
     after, before = trainable(resumed), trainable(uninterrupted)
     assert after.keys() == before.keys()
     assert all(torch.equal(after[k], v) for k, v in before.items())
@@ -333,3 +343,12 @@ def test_resume_with_the_default_lora_dropout_is_bit_identical(tokenizer, tmp_pa
     no_dropout = CausalLMFineTune(tiny_llama(), tokenizer=tokenizer, lora_r=4, lora_dropout=0.0, lr=1e-2, warmup=0)
     L.Trainer(**trainer_kwargs(tmp_path, max_steps=5)).fit(no_dropout, dm_for(tokenizer, n=12))
     assert not all(torch.equal(trainable(no_dropout)[k], v) for k, v in before.items())
+
+
+def test_without_the_dropout_key_the_resumed_run_draws_other_masks(tokenizer, tmp_path, monkeypatch):
+    """The key is what makes the resume exact: with ``keyed_device_rng`` a no-op where ``causal_lm`` looks it up,
+    the resumed steps draw their masks from the moved-on global RNG, and every resumed loss differs."""
+    monkeypatch.setattr(causal_lm, "keyed_device_rng", lambda device, *key: contextlib.nullcontext())
+    full, again, _, _ = straight_and_resumed(tokenizer, tmp_path, max_steps=4)
+    for step, loss in again.items():
+        assert not torch.equal(loss, full[step]), f"step {step}: the same loss {loss.item()} without the key"

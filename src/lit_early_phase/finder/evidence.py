@@ -191,6 +191,39 @@ VIT_PAUSE_LONG = (
     _vit(1, "32,000", "pause_20", "Mixup Pause (fixed 20 %)", 0.01308, (0.00158, 0.02458), (-0.011296, 0.037456)),
 )
 
+# ---- the pre-registered confirmatory run (vit_confirmatory.json: the small ViT at 32,000 images, seeds 100-109) ----
+_CONF = "small ViT, 32,000 images, seeds 100-109 (pre-registered)"
+VIT_CONFIRMATORY = (
+    # the primary outcome: one planned comparison, no multiplicity correction (m = 1), confirmed
+    Citation(
+        "benchmarks/results/vit_confirmatory.json",
+        ("summary", "primary"),
+        "mean_diff",
+        "ci95",
+        f"{_CONF}, Mixup Pause (metric boundary) - always Mixup, primary outcome",
+        0.01484,
+        (0.007056, 0.022624),
+        10,
+        (0.007056, 0.022624),
+        1,
+        True,
+    ),
+    # a secondary comparison of the same runs (exploratory, Holm over the plan's two secondary comparisons)
+    Citation(
+        "benchmarks/results/vit_confirmatory.json",
+        ("summary", "secondary", "pause_metric-none"),
+        "mean_diff",
+        "ci95",
+        f"{_CONF}, Mixup Pause (metric boundary) - no Mixup, secondary (exploratory)",
+        -0.02988,
+        (-0.037467, -0.022293),
+        10,
+        (-0.037467, -0.022293),
+        2,
+        True,
+    ),
+)
+
 # ---- Alpha Boost (effect.json: the only setting where it was trained) ----
 EFFECT_ALPHA_BOOST = (
     _effect(0, "2,000", "alpha_boost", "Alpha Boost", 0.001, (-0.003729, 0.005729), (-0.009024, 0.011024)),
@@ -234,6 +267,7 @@ ALL: tuple[Citation, ...] = (
     *VIT_PAUSE_5,
     *EFFECT_NO_MIXUP,
     *VIT_PAUSE_LONG,
+    *VIT_CONFIRMATORY,
     *EFFECT_ALPHA_BOOST,
     *DETECTION,
 )
