@@ -406,44 +406,56 @@ def holm(comparisons: dict[str, Sequence[float]], alpha: float = 0.05) -> dict[s
     Raw p-values come from the two-sided one-sample t-test of the differences against 0 (the paired t-test).
     Ranked by raw p (rank ``k`` = 1 for the smallest), Holm tests the comparison of rank ``k`` at level
     ``alpha / (m - k + 1)``; the adjusted p-value is ``max over j <= k of min(1, (m - j + 1) * p_(j))`` (the running
-    maximum makes it monotone in the rank: the step-down stops at the first comparison not rejected). The adjusted
-    interval is the two-sided t-interval at the level Holm tests that comparison at, ``1 - alpha / (m - k + 1)``.
+    maximum makes it monotone in the rank: the step-down stops at the first comparison not rejected).
 
-    Rule: a comparison is ``resolved`` when its adjusted p-value is below ``alpha``. That implies its adjusted
-    interval excludes 0 (``p_(k) < alpha / (m - k + 1)`` is the same statement as the interval at that level
-    missing 0), but not conversely: a comparison whose adjusted interval excludes 0 is still not resolved when
-    the step-down stopped at a smaller p-value before it. A comparison without a p-value (fewer than 2
-    differences, or all equal) counts in ``m``, ranks last, gets adjusted p ``nan`` and is never resolved.
+    Rule: a comparison is ``resolved`` when its adjusted p-value is below ``alpha``; ``r`` is how many are.
+
+    Adjusted intervals (the stopping-level rule): every comparison's adjusted interval is the two-sided t-interval
+    at the one level ``1 - alpha / max(m - r, 1)``, the level at which Holm's step-down stops (the test it failed
+    at rank ``r + 1``, or ``1 - alpha`` when it rejected all ``m``). Such intervals are compatible with the test
+    decisions: the adjusted interval excludes 0 exactly when the comparison is resolved, so "resolved" and "the
+    adjusted interval excludes 0" read both ways. Proof: a comparison not rejected has ``p >= p_(r+1) >= alpha /
+    (m - r)`` (the step-down stopped there), so its interval at ``1 - alpha / (m - r)`` contains 0; a rejected one
+    of rank ``k <= r`` has ``p < alpha / (m - k + 1) <= alpha / (m - r)``, so its interval excludes 0; when
+    ``r = m`` every ``p < alpha`` and the level is ``1 - alpha``. (Building each interval at its own rank's level
+    ``1 - alpha / (m - k + 1)`` instead can exclude 0 for a comparison the step-down never rejected.)
+
+    The equivalence holds for every comparison with a p-value. One without (fewer than 2 differences, or all
+    equal) counts in ``m``, ranks last, gets adjusted p ``nan`` and is never resolved; its interval is ``nan`` (one
+    difference) or has width 0 (all equal: ``[0, 0]`` for a comparison of the same runs).
 
     Args:
         comparisons: name -> paired differences (``a - b``), in the order the report lists them.
         alpha: the family-wise error rate.
 
     Returns:
-        name -> ``n``, ``mean_diff``, ``ci95`` (raw), ``p_value`` (raw), ``rank``, ``m``, ``holm_level``,
-        ``p_holm``, ``ci_holm`` and ``resolved`` (bool), in the order of ``comparisons``.
+        name -> ``n``, ``mean_diff``, ``ci95`` (raw), ``p_value`` (raw), ``rank``, ``m``, ``holm_level`` (the
+        family's stopping level, one for all), ``p_holm``, ``ci_holm`` and ``resolved`` (bool), in the order of
+        ``comparisons``.
     """
     diffs = {name: np.asarray(list(d), dtype=float) for name, d in comparisons.items()}
     raw = {name: _raw_p(d) for name, d in diffs.items()}
     m = len(diffs)
     order = sorted(diffs, key=lambda name: (math.isnan(raw[name]), raw[name] if not math.isnan(raw[name]) else 0))
-    out: dict[str, dict[str, Any]] = {}
+    adjusted: list[tuple[str, float]] = []  # (name, adjusted p) in rank order
     running = 0.0
     for k, name in enumerate(order, start=1):
-        p = raw[name]
-        if math.isnan(p):
-            p_holm = math.nan
+        if math.isnan(raw[name]):
+            adjusted.append((name, math.nan))
         else:
-            running = max(running, min(1.0, (m - k + 1) * p))
-            p_holm = running
-        level = 1 - alpha / (m - k + 1)
+            running = max(running, min(1.0, (m - k + 1) * raw[name]))
+            adjusted.append((name, running))
+    r = sum(1 for _, p_holm in adjusted if not math.isnan(p_holm) and p_holm < alpha)
+    level = 1 - alpha / max(m - r, 1)  # where the step-down stops: the stopping-level rule above
+    out: dict[str, dict[str, Any]] = {}
+    for k, (name, p_holm) in enumerate(adjusted, start=1):
         mean, lo, hi = t_interval(diffs[name])
         _, hlo, hhi = t_interval(diffs[name], level)
         out[name] = {
             "n": int(diffs[name].size),
             "mean_diff": mean,
             "ci95": [lo, hi],
-            "p_value": p,
+            "p_value": raw[name],
             "rank": k,
             "m": m,
             "holm_level": level,
@@ -459,6 +471,13 @@ def holm_sign(h: dict[str, Any]) -> str:
     if not h["resolved"]:
         return "0"
     return "+" if h["mean_diff"] > 0 else "-"
+
+
+def holm_level_words(family: dict[Any, dict[str, Any]]) -> str:
+    """How a report names the level of a :func:`holm` family's adjusted intervals: the level where the step-down
+    stopped, so an interval excludes 0 exactly when its comparison is resolved."""
+    level = next(iter(family.values()))["holm_level"] if family else math.nan
+    return f"at the {100 * level:.2f} % level, where the step-down stops, so it excludes 0 exactly when resolved"
 
 
 def same_runs(runs_by_arm: dict[str, dict[Any, dict[str, Any]]]) -> dict[tuple[str, str], list[Any]]:

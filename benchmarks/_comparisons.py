@@ -69,7 +69,8 @@ def difference_lines(
     lines = [
         "",
         f"Difference to {labels[reference]} (percentage points), paired by seed ({label} comparisons): mean "
-        f"[raw 95 % t-interval] Holm [interval adjusted by Holm over the m = {m} comparisons of this sweep] "
+        f"[raw 95 % t-interval] Holm [interval adjusted by Holm over the m = {m} comparisons of this sweep, "
+        f"{C.holm_level_words(h)}] "
         "(+ / - : resolved after Holm, adjusted p < 0.05, above / below 0; 0: not resolved) and seeds "
         "better : worse.",
         "",

@@ -132,8 +132,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Paired by seed ({s['paired_seeds']}), difference of final mAP@0.5 (exploratory comparisons); the Holm "
-        f"interval is adjusted over the m = {len(holm)} differences below; the sign follows it (+ / - : resolved "
-        "after Holm, adjusted p < 0.05; 0: not resolved):",
+        f"interval is adjusted over the m = {len(holm)} differences below, {C.holm_level_words(holm)}; the sign "
+        "follows it (+ / - : resolved after Holm, adjusted p < 0.05; 0: not resolved):",
         "",
     ]
     lines += [

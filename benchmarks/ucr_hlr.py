@@ -11,7 +11,9 @@ the initial weights and the batch order, so two arms of one seed differ only by 
 
 Reported: test accuracy on the official test split after the last step (no model selection, no validation
 split), per set mean ± std over seeds, the paired difference to the baseline with a 95 % t-interval, and a
-win/tie/loss count (win: the interval is above 0, loss: below 0, tie: it contains 0).
+win/tie/loss count (win: the interval is above 0, loss: below 0, tie: it contains 0). Holm (:func:`comparisons`)
+adjusts two families apart: the headline one, each arm's mean of per-set differences over the sets (m = 2), and
+the per-set comparisons (m = sets x arms).
 
     python benchmarks/ucr_hlr.py            # full: all bundled sets, 5 seeds -> benchmarks/results/ucr_hlr.*
     python benchmarks/ucr_hlr.py --quick    # 2 sets, 2 seeds, 40 steps -> benchmarks/results/ucr_hlr_quick.*
@@ -189,17 +191,23 @@ def header(args: argparse.Namespace, sets: list[str], seeds: list[int], git: dic
 
 
 def comparisons(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """:func:`_common.holm` over the script's family: each arm against the baseline on each set (paired by seed)
-    and each arm's mean of per-set differences over the sets; keys ``"<set>|<arm>"`` and ``"over sets|<arm>"``."""
+    """:func:`_common.holm` over the script's two families, keys ``"over sets|<arm>"`` and ``"<set>|<arm>"``.
+
+    The headline family is each arm's mean of per-set differences over the sets (m = 2, one per arm); the per-set
+    comparisons (each arm against the baseline on each set, paired by seed) are a separate family (m = sets x
+    arms). The means are made from the per-set differences, so the two are not mixed in one family; each entry's
+    ``m`` says which family it belongs to.
+    """
     h = result["header"]
     acc = {(r["set"], r["arm"], r["seed"]): r["test_acc"] for r in result["runs"]}
-    family: dict[str, list[float]] = {}
+    per_set: dict[str, list[float]] = {}
     for name in h["sets"]:
         for arm in ARMS[1:]:
-            family[f"{name}|{arm}"] = [acc[(name, arm, s)] - acc[(name, "baseline", s)] for s in h["seeds"]]
-    for arm in ARMS[1:]:
-        family[f"over sets|{arm}"] = [float(np.mean(family[f"{name}|{arm}"])) for name in h["sets"]]
-    return C.holm(family)
+            per_set[f"{name}|{arm}"] = [acc[(name, arm, s)] - acc[(name, "baseline", s)] for s in h["seeds"]]
+    over_sets = {
+        f"over sets|{arm}": [float(np.mean(per_set[f"{name}|{arm}"])) for name in h["sets"]] for arm in ARMS[1:]
+    }
+    return {**C.holm(over_sets), **C.holm(per_set)}
 
 
 def _outcome(x: dict[str, Any]) -> str:
@@ -217,7 +225,8 @@ def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
     load = result["load"]
     holm = comparisons(result)
-    m = len(holm)
+    means = {k: x for k, x in holm.items() if k.startswith("over sets|")}
+    per_set = {k: x for k, x in holm.items() if k not in means}
     lines = [
         f"**UCR/UEA: High-Loss Removal vs baseline ({h['mode']} run, exploratory)**",
         "",
@@ -232,8 +241,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"{h['config']['fixed_duration']} of the steps.",
         "",
         "Test accuracy (%), mean ± std over seeds; Δ = arm − baseline in percentage points, paired by seed, "
-        f"[raw 95 % t-interval] Holm [interval adjusted by Holm over the m = {m} comparisons of this run: every "
-        "set and arm, and the two means over sets]; W/T/L: resolved after Holm (adjusted p < 0.05) above 0 / not "
+        f"[raw 95 % t-interval] Holm [interval adjusted by Holm over the m = {len(per_set)} per-set comparisons "
+        f"of this run, every set and arm, {C.holm_level_words(per_set)}: a family of its own, apart from the headline "
+        "family of the two means over sets below]; W/T/L: resolved after Holm (adjusted p < 0.05) above 0 / not "
         "resolved / resolved below 0. Exploratory comparisons.",
         "",
         "| set | baseline | HLR metric | Δ metric [95 % CI] Holm [CI] | | HLR fixed | Δ fixed [95 % CI] Holm [CI] | |",
@@ -263,7 +273,8 @@ def markdown(result: dict[str, Any]) -> str:
         + " |"
     )
     lines.append(
-        "| mean of per-set Δ [95 % CI over sets] Holm [CI] | "
+        f"| mean of per-set Δ [95 % CI over sets] Holm [CI, headline family: the m = {len(means)} means, "
+        f"{C.holm_level_words(means)}] | "
         + " | ".join(
             f"{C.holm_cell(holm[f'over sets|{a}'], 1)} ({C.holm_sign(holm[f'over sets|{a}'])})" for a in ARMS[1:]
         )

@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -49,15 +50,55 @@ def test_holm_three_comparisons_by_hand():
     assert h["c"]["p_holm"] == pytest.approx(2 * pb, rel=1e-9)  # max(0.0599, 0.0400): monotone
     assert [h[k]["resolved"] for k in "abc"] == [True, False, False]
     assert [C.holm_sign(h[k]) for k in "abc"] == ["+", "0", "0"]
-    # intervals: raw at 95 %, adjusted at 1 - 0.05/3, 1 - 0.05/2, 1 - 0.05/1
-    for k, m, level in (("a", 8.13, 1 - 0.05 / 3), ("b", 3.26, 1 - 0.05 / 2), ("c", 2.8, 0.95)):
-        assert h[k]["holm_level"] == pytest.approx(level)
+    # intervals: raw at 95 %; adjusted, all three, at the level where the step-down stopped: r = 1 rejected, so
+    # 1 - 0.05 / (3 - 1) = 97.5 %
+    for k, m in (("a", 8.13), ("b", 3.26), ("c", 2.8)):
+        assert h[k]["holm_level"] == pytest.approx(0.975)
         assert h[k]["mean_diff"] == pytest.approx(m)
         assert h[k]["ci95"] == pytest.approx([m - _half_df2(0.95), m + _half_df2(0.95)], rel=1e-9)
-        assert h[k]["ci_holm"] == pytest.approx([m - _half_df2(level), m + _half_df2(level)], rel=1e-9)
-    # c's adjusted interval (at 95 %) excludes 0, yet it is not resolved: the step-down stopped at b
-    assert h["c"]["ci_holm"][0] > 0 and not h["c"]["resolved"]
-    assert h["b"]["ci_holm"][0] < 0  # b at 97.5 %: contains 0
+        assert h[k]["ci_holm"] == pytest.approx([m - _half_df2(0.975), m + _half_df2(0.975)], rel=1e-9)
+    assert _half_df2(0.975) == pytest.approx(3.5826, abs=1e-4)  # df-2 quantile 6.2053 over sqrt(3)
+    # only the resolved comparison's adjusted interval excludes 0; c's raw 95 % one does too (c: 2.8 - 2.48 > 0),
+    # but at the stopping level it contains 0 (2.8 - 3.58 < 0), as it is not resolved
+    assert h["a"]["ci_holm"][0] > 0
+    assert h["c"]["ci95"][0] > 0 and h["c"]["ci_holm"][0] < 0 < h["c"]["ci_holm"][1]
+    assert h["b"]["ci_holm"][0] < 0 < h["b"]["ci_holm"][1]
+
+
+def test_holm_all_resolved_uses_the_95_level():
+    # r = m = 2: the step-down rejected everything, the intervals are at 1 - 0.05 / 1
+    h = C.holm({"a": [7.13, 8.13, 9.13], "d": [-6.0, -7.0, -8.0]})
+    assert all(v["resolved"] for v in h.values())
+    for v in h.values():
+        assert v["holm_level"] == pytest.approx(0.95) and v["ci_holm"] == pytest.approx(v["ci95"], rel=1e-12)
+
+
+def test_holm_none_resolved_uses_the_bonferroni_level():
+    # r = 0: the step-down stopped at its first test, alpha / m
+    h = C.holm({"b": [2.26, 3.26, 4.26], "c": [1.8, 2.8, 3.8]})
+    assert not any(v["resolved"] for v in h.values())
+    assert all(v["holm_level"] == pytest.approx(0.975) for v in h.values())
+
+
+def test_holm_resolved_exactly_when_the_adjusted_interval_excludes_0():
+    rng = np.random.default_rng(20261207)
+    seen = {"resolved": 0, "not resolved": 0, "raw excludes 0, not resolved": 0, "rank level excludes 0": 0}
+    for _ in range(1500):
+        m = int(rng.integers(1, 13))
+        family = {str(i): rng.normal(rng.normal(0, 0.8), 1.0, size=int(rng.integers(3, 11))) for i in range(m)}
+        h = C.holm(family)
+        r = sum(v["resolved"] for v in h.values())
+        for name, v in h.items():
+            lo, hi = v["ci_holm"]
+            assert v["resolved"] == (not lo <= 0 <= hi), v
+            assert v["holm_level"] == pytest.approx(1 - 0.05 / max(m - r, 1))
+            seen["resolved" if v["resolved"] else "not resolved"] += 1
+            seen["raw excludes 0, not resolved"] += not v["resolved"] and not v["ci95"][0] <= 0 <= v["ci95"][1]
+            # the old rule, each interval at its own rank's level, would call this one's interval clear of 0
+            _, rlo, rhi = C.t_interval(family[name], 1 - 0.05 / (m - v["rank"] + 1))
+            seen["rank level excludes 0"] += not v["resolved"] and not rlo <= 0 <= rhi
+    # the families exercise both sides of the rule, and the cases where the rank-level intervals disagreed with it
+    assert min(seen.values()) >= 10, seen  # 11 rank-level disagreements with this seed, thousands of the others
 
 
 def test_holm_negative_effects_and_comparisons_without_a_p_value():
@@ -67,6 +108,7 @@ def test_holm_negative_effects_and_comparisons_without_a_p_value():
     for k in ("flat", "one"):
         assert math.isnan(h[k]["p_value"]) and math.isnan(h[k]["p_holm"]) and not h[k]["resolved"]
         assert h[k]["rank"] in (2, 3) and h[k]["m"] == 3
+    assert h["flat"]["ci_holm"] == [0.0, 0.0] and all(math.isnan(x) for x in h["one"]["ci_holm"])
 
 
 def test_same_runs_needs_identical_accuracy_and_boundary():

@@ -40,12 +40,6 @@ HOLM = {
     "detection_effect": detection_effect.comparisons,
 }
 
-# (page, section heading) whose figures are not guarded here: the finder's sections of docs/diagnostics.md are
-# rewritten with the finder (issue 24, item 2); their figures join QUOTED with that rewrite
-UNGUARDED_SECTIONS = (
-    ("docs/diagnostics.md", "## The finder"),
-    ("docs/diagnostics.md", "## The finder against the outcomes"),
-)
 # (page, figure as written, why it is not from a results file)
 ALLOWED = (
     ("docs/benchmarks.md", "+0.10 pp", "the paper's CIFAR-10 gain (METHOD.md)"),
@@ -93,6 +87,7 @@ FORMATS = {
     "onep4": lambda x: f"{1 + x:.4f}",  # 1 + a share: a ratio
     "int": lambda x: f"{x:d}",  # a count, such as Holm's m
     "num": lambda s: re.search(r"\d+\.\d+", s).group(),  # the decimal a recorded message holds
+    "revival3": lambda pilots: f"{max(abs(p['evidence']['revival']) for p in pilots):.3f}",  # largest |revival|
 }
 
 E = "summary.per_size.{}.vs_mixup.{}"  # effect.json / vit_period.json: paired difference to always-Mixup
@@ -262,8 +257,9 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "docs/benchmarks.md",
         "ucr_hlr",
         f"metric boundary {UCR_BOTH[0]} (not resolved); fixed 5 % period {UCR_BOTH[1]} "
-        f"Holm {h('over sets|hlr_fixed', 'ci1')} (raw interval below 0, not resolved after Holm over the "
-        f"{h('over sets|hlr_fixed', 'int', 'm')} comparisons)",
+        f"Holm {h('over sets|hlr_fixed', 'ci1')} (raw interval below 0, not resolved after Holm over the headline "
+        f"family of the {h('over sets|hlr_fixed', 'int', 'm')} means over sets); every set a tie (raw, and after Holm "
+        f"over the {h('ACSF1|hlr_fixed', 'int', 'm')} per-set comparisons)",
     ),
     (
         "docs/benchmarks.md",
@@ -388,7 +384,13 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "docs/benchmarks.md",
         "effect",
-        f"underfit (both resolved after Holm: {eh(8000, 'none')} and {eh(32000, 'none')})",
+        f"underfit (both resolved after Holm over the sweep's {eh(8000, 'none', 'int', 'm')} comparisons: "
+        f"{eh(8000, 'none')} and {eh(32000, 'none')};",
+    ),
+    (
+        "docs/benchmarks.md",
+        "finder_check",
+        "the 32,000-image one is not resolved over the finder check's {int:summary.2.holm_better.m} comparisons",
     ),
     ("docs/benchmarks.md", "effect", f"no Mixup's {e(0, 'none')} is not resolved"),
     (
@@ -491,6 +493,102 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         f"({{f3:{VD.format(0, 'dead_fraction_early', 0)}}} vs {{f3:{VD.format(1, 'dead_fraction_early', 0)}}}, "
         f"then {{f3:{VD.format(0, 'dead_fraction_late', 0)}}} vs {{f3:{VD.format(1, 'dead_fraction_late', 0)}}})",
     ),
+    # docs/diagnostics.md, the finder: the figures each branch of the rule rests on
+    (
+        "docs/diagnostics.md",
+        "ucr_hlr",
+        f"fixed 5 % {UCR_BOTH[1]} pp, raw interval below 0, Holm {h('over sets|hlr_fixed')}; metric boundary "
+        f"{UCR_BOTH[0]} pp, Holm {h('over sets|hlr_metric')}; neither resolved after Holm over the headline family of "
+        f"the {h('over sets|hlr_fixed', 'int', 'm')} means over sets",
+    ),
+    (
+        "docs/diagnostics.md",
+        "detection_effect",
+        f"{det('mixup_pause-always_mixup')} mAP@0.5), and no Mixup was ahead of both in every seed, not resolved "
+        f"(always Mixup - no Mixup {det('always_mixup-no_mixup')} raw, Holm over "
+        f"{h('always_mixup-no_mixup', 'int', 'm')} differences {h('always_mixup-no_mixup', 'sci3')})",
+    ),
+    (
+        "docs/diagnostics.md",
+        "effect",
+        f"metric boundary {e(1, 'pause_metric', 'pp', 'mean_diff')} to {e(2, 'pause_metric', 'pp', 'mean_diff')} pp, "
+        f"fixed 5 % {e(2, 'pause_short', 'pp', 'mean_diff')} to {e(0, 'pause_short', 'pp', 'mean_diff')} pp;",
+    ),
+    (
+        "docs/diagnostics.md",
+        "vit_period",
+        f"fixed 5 % {e(1, 'pause_5', 'pp', 'mean_diff')} and {e(0, 'pause_5', 'pp', 'mean_diff')} pp; no raw "
+        "interval excludes 0",
+    ),
+    (
+        "docs/diagnostics.md",
+        "effect",
+        f"no Mixup gained {e(2, 'none')} pp at 32,000 ResNet images and lost {e(1, 'none')} pp at 8,000 "
+        f"(`effect.json`; both resolved after Holm over the sweep's {eh(8000, 'none', 'int', 'm')} comparisons)",
+    ),
+    (
+        "docs/diagnostics.md",
+        "effect",
+        f"{e(1, 'alpha_boost', 'pp', 'mean_diff')} to {e(0, 'alpha_boost', 'pp', 'mean_diff')} pp, no raw interval "
+        "excludes 0, at interference",
+    ),
+    (
+        "docs/diagnostics.md",
+        "vit_period",
+        f"metric boundary {e(1, 'pause_metric')} pp, fixed 20 % {e(1, 'pause_20')} pp: raw intervals above 0, not "
+        f"resolved after Holm over the sweep's {eh(32000, 'pause_metric', 'int', 'm')} comparisons, Holm "
+        f"{eh(32000, 'pause_metric')} and {eh(32000, 'pause_20')}); at 2,000 images {e(0, 'pause_metric')} pp",
+    ),
+    (
+        "docs/diagnostics.md",
+        "effect",
+        f"(ResNet: the metric boundary at 2 % and a fixed 5 %, {e(2, 'pause_short', 'pp', 'mean_diff')} to "
+        f"{e(0, 'pause_short', 'pp', 'mean_diff')} pp;",
+    ),
+    (
+        "docs/diagnostics.md",
+        "vit_period",
+        f"ViT: fixed 1, 2, 5 %, {e(1, 'pause_5', 'pp', 'mean_diff')} to {e(0, 'pause_5', 'pp', 'mean_diff')} pp; no "
+        f"raw interval excludes 0), while the ViT's pauses of 18-20 % were ahead "
+        f"({e(1, 'pause_metric', 'pp', 'mean_diff')} and {e(1, 'pause_20', 'pp', 'mean_diff')} pp at 32,000 images: "
+        "raw 95 % intervals above 0, but not resolved "
+        f"after Holm over the sweep's {eh(32000, 'pause_20', 'int', 'm')} comparisons",
+    ),
+    (
+        "docs/diagnostics.md",
+        "effect",
+        f"(ResNet: {e(1, 'alpha_boost', 'pp', 'mean_diff')} to {e(0, 'alpha_boost', 'pp', 'mean_diff')} pp)",
+    ),
+    (
+        "docs/diagnostics.md",
+        "vit_period",
+        f"(ViT: {e(0, 'pause_20', 'pp', 'mean_diff')} and {e(1, 'pause_20', 'pp', 'mean_diff')} pp)",
+    ),
+    ("docs/diagnostics.md", "finder_check", "it was within ±{revival3:pilots} in every pilot here"),
+    # docs/diagnostics.md, the finder against the outcomes
+    (
+        "docs/diagnostics.md",
+        "finder_check",
+        "has a raw 95 % interval above 0 ({pd:summary.4.difference} pp), but after Holm over the "
+        "{int:summary.4.holm.m} settings its interval contains 0 ({ci:summary.4.holm.ci_holm})",
+    ),
+    (
+        "docs/diagnostics.md",
+        "vit_period",
+        f"as it does after Holm over `vit_period.md`'s {eh(32000, 'pause_metric', 'int', 'm')} comparisons",
+    ),
+    (
+        "docs/diagnostics.md",
+        "effect",
+        f"beat the plan that `none` keeps ({e(2, 'none')} pp raw, resolved after Holm over `effect.md`'s "
+        f"{eh(32000, 'none', 'int', 'm')} comparisons",
+    ),
+    (
+        "docs/diagnostics.md",
+        "finder_check",
+        "over this check's {int:summary.2.holm_better.m} comparisons of another arm with the recommended one it is "
+        "not resolved",
+    ),
     # docs/timeseries.md
     (
         "docs/timeseries.md",
@@ -505,8 +603,11 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "docs/timeseries.md",
         "ucr_hlr",
-        f"After Holm over the run's {h('over sets|hlr_metric', 'int', 'm')} comparisons (exploratory, like every sweep "
-        f"here) both contain 0: {h('over sets|hlr_metric', 'ci1')} and {h('over sets|hlr_fixed', 'ci1')}.",
+        f"After Holm over the headline family, the run's {h('over sets|hlr_metric', 'int', 'm')} means over sets "
+        f"(exploratory, like every sweep here; the {h('ACSF1|hlr_metric', 'int', 'm')} per-set comparisons are a "
+        f"family of their own), both contain 0: {h('over sets|hlr_metric', 'ci1')} and "
+        f"{h('over sets|hlr_fixed', 'ci1')}. Every set is a tie for both arms (no per-set raw interval excludes 0, and "
+        f"none is resolved after Holm over the {h('ACSF1|hlr_fixed', 'int', 'm')} per-set comparisons)",
     ),
     (
         "docs/timeseries.md",
@@ -553,9 +654,6 @@ def render(name: str, quoted: str) -> str:
 def page_prose(page: str) -> str:
     """The prose of ``page`` (generated blocks and fenced code dropped), whitespace joined, Unicode minus as ``-``."""
     text = (ROOT / page).read_text()
-    for where, heading in UNGUARDED_SECTIONS:
-        if where == page:
-            text = re.sub(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", "", text, flags=re.S | re.M)
     return re.sub(r"\s+", " ", prose(text).replace("\u2212", "-"))
 
 

@@ -343,3 +343,27 @@ def test_saved_benchmark_comes_from_the_script_and_the_docs_show_its_table():
     assert (ROOT / "benchmarks" / "results" / "ucr_hlr.md").read_text() == table
     docs = (ROOT / "docs" / "timeseries.md").read_text()
     assert "<!-- ucr_hlr:begin -->\n" + table + "<!-- ucr_hlr:end -->" in docs  # the docs show the saved table
+
+
+def test_saved_benchmark_adjusts_the_means_over_sets_and_the_per_set_comparisons_as_two_families():
+    import json
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import _common as C  # the benchmark scripts are files, not a package
+
+    bench = _benchmark_module()
+    result = json.loads((ROOT / "benchmarks" / "results" / "ucr_hlr.json").read_text())
+    h = result["header"]
+    holm = bench.comparisons(result)
+    means = {k: x for k, x in holm.items() if k.startswith("over sets|")}
+    per_set = {k: x for k, x in holm.items() if k not in means}
+    assert {x["m"] for x in means.values()} == {2} and len(means) == 2
+    assert {x["m"] for x in per_set.values()} == {len(h["sets"]) * 2} and len(per_set) == len(h["sets"]) * 2
+    # the headline family is Holm over the two means alone: the per-set comparisons do not widen it
+    overall = result["summary"]["overall"]
+    alone = C.holm({k: [per_set[f"{s}|{k.split('|')[1]}"]["mean_diff"] for s in h["sets"]] for k in means})
+    for k, x in means.items():
+        assert x["ci_holm"] == pytest.approx(alone[k]["ci_holm"], abs=1e-12) and x["resolved"] == alone[k]["resolved"]
+        assert x["mean_diff"] == pytest.approx(overall[k.split("|")[1]]["mean_of_set_diffs"], abs=1e-12)
+    assert "headline family: the m = 2 means" in (ROOT / "benchmarks" / "results" / "ucr_hlr.md").read_text()

@@ -73,14 +73,14 @@ def test_each_cited_holm_figure_is_the_one_its_report_computes(citation):
 def test_the_issue_figures_read_as_the_results_files_give_them():
     fixed = str(M.UCR_HLR_FIXED)
     assert fixed.endswith(
-        "-0.49 [-0.95, -0.03] pp raw, Holm [-1.35, +0.37] "
-        "(n = 10; raw interval below 0, not resolved after Holm over 22 comparisons)"
+        "-0.49 [-0.95, -0.03] pp raw, Holm [-1.04, +0.06] "
+        "(n = 10; raw interval below 0, not resolved after Holm over 2 comparisons)"
     )
     assert (M.UCR_HLR_FIXED.raw_sign, M.UCR_HLR_FIXED.sign, M.UCR_HLR_METRIC.sign) == ("-", "0", "0")
     no_mixup_32k = M.EFFECT_NO_MIXUP[1]
     assert "32,000" in no_mixup_32k.what
     assert str(no_mixup_32k).endswith(
-        "+0.46 [+0.27, +0.65] pp raw, Holm [+0.04, +0.87] (n = 5; resolved above 0 after Holm over 15 comparisons)"
+        "+0.46 [+0.27, +0.65] pp raw, Holm [+0.05, +0.86] (n = 5; resolved above 0 after Holm over 15 comparisons)"
     )
     assert [c.sign for c in M.DETECTION] == ["0", "0", "0"]
     vit_32k = M.VIT_PAUSE_LONG[1]
@@ -157,5 +157,5 @@ def test_no_branch_calls_a_figure_resolved_or_a_loss_that_holm_did_not_resolve()
 def test_the_series_branch_says_no_gain_was_measured_in_holm_words():
     d = decide(_e(mixes=False, setting="series"))
     assert d.strategy == "none"
-    assert "no gain" in d.reason and "neither resolved after Holm over 22 comparisons" in d.reason
+    assert "no gain" in d.reason and "neither resolved after Holm over 2 comparisons" in d.reason
     assert "lost" not in d.reason
