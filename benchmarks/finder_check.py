@@ -215,7 +215,10 @@ def summarise(pilots: list[dict[str, Any]], settings: list[tuple[str, int]]) -> 
 
 def _row(kind: str, size: int, ps: list[dict[str, Any]], values: dict[str, list[float]]) -> dict[str, Any]:
     votes = Counter("none" if p["strategy"] == "too_short" else p["strategy"] for p in ps)
-    recommendation = votes.most_common(1)[0][0]
+    top, count = votes.most_common(1)[0]
+    # the plan's "majority": more than half of the pilots; without one there is no recommendation to evaluate
+    # (Counter.most_common would pick one of the tied answers by insertion order)
+    recommendation = top if 2 * count > len(ps) else "no majority"
     ev = [p["evidence"] for p in ps]
     return {
         "kind": kind,

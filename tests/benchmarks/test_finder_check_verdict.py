@@ -103,3 +103,13 @@ def test_the_out_of_sample_quick_mode_runs_end_to_end(tmp_path):
 def test_the_agreement_counts_the_docs_quote_are_re_derived_after_holm():
     saved = json.loads((ROOT / "benchmarks" / "results" / "finder_check.json").read_text())
     assert F.agreement(saved) == {"settings": 5, "after_holm": 0, "raw": 1}
+
+
+def test_no_majority_among_the_pilots_is_no_recommendation():
+    evidence = {"boundary_step": 10, "period_share": 0.1, "interference": 0.5, "revival": 0.0}
+    ps = [{"strategy": s, "evidence": evidence, "seconds": 1.0} for s in ("none", "mixup_pause", "alpha_boost")]
+    values = {"mixup": [0.1, 0.2], "pause_metric": [0.2, 0.3]}
+    assert F._row("vit", 8000, ps, values)["recommendation"] == "no majority"
+    assert F.verdict("no majority", values)["verdict"] == "not evaluated"
+    ps[2]["strategy"] = "mixup_pause"  # two of three: a majority
+    assert F._row("vit", 8000, ps, values)["recommendation"] == "mixup_pause"

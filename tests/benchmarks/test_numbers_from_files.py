@@ -177,8 +177,7 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
     (
         "README.md",
         "overhead",
-        f"hooks take {{f1:{TOG.format(5)}.hook_us_per_step.0}}-{{f1:{TOG.format(0)}.hook_us_per_step.0}} µs per "
-        f"step",
+        f"hooks take {{f1:{TOG.format(5)}.hook_us_per_step.0}}-{{f1:{TOG.format(0)}.hook_us_per_step.0}} µs per step",
     ),
     (
         "README.md",

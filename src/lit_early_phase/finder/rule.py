@@ -26,9 +26,9 @@ Setting = Literal["image", "series", "detection", "text"]
 #: 5 %; -0.16 to +0.18 pp, no raw interval excludes 0) and the ViT sweep (vit_period.md: fixed 1, 2, 5 %; -0.72 to
 #: +0.60 pp, no raw interval excludes 0) - while at 32k images the ViT's fixed 20 % pause and its metric boundary
 #: (median 20 %) measured the largest means (+1.31 and +1.17 pp, raw intervals above 0, but NOT resolved after Holm
-#: over the sweep's 12 comparisons: Holm [-1.07, +3.69] and [-0.61, +2.95]). So the threshold separates raw
-#: signals, not resolved effects. In-sample: any value between 0.02 and 0.17 gives the same answers on these sweeps,
-#: so their agreement with the rule does not test it (``finder_check.py --out-of-sample`` does, on a new setting).
+#: over the sweep's 12 comparisons: ``finder.evidence.VIT_PAUSE_LONG`` holds their Holm intervals). So the threshold
+#: separates raw signals, not resolved effects. In-sample: any value between 0.02 and 0.17 gives the same answers
+#: on these sweeps, so their agreement with the rule does not test it (``finder_check.py --out-of-sample`` does).
 SHORT_SHARE = 0.10
 #: Mixup gradient interference inside the period (as the pilot measures it: training clean, the probe mixed)
 #: below which the rule leaves the measured range and recommends Alpha Boost, the paper's large-scale regime where
@@ -142,7 +142,7 @@ def decide(evidence: Evidence) -> Decision:
 
     1. a time-series module that does not mix -> ``"none"``: High-Loss Removal, the strategy for a module that
        does not mix, measured no gain on the ten UCR/UEA sets (``ucr_hlr.json``: fixed 5 % below 0 raw, metric
-       boundary's interval contains 0; neither resolved after Holm over 22 comparisons);
+       boundary's interval contains 0; neither resolved after Holm over the 2 means over sets);
     2. a detector that mixes -> ``"none"``: Mixup Pause measured no gain over always Mixup, and no Mixup was
        ahead of both, not resolved (``detection_effect.json``, 3 seeds);
     3. the monitor reached the threshold before :data:`SHORT_SHARE` of the run -> ``"none"``: no pause that short
