@@ -216,6 +216,13 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "llm_hlr",
         "plain loop was {f3:step_time.ratio.mean} {fci3:step_time.ratio.ci95} (4 pairs)",
     ),
+    (
+        "docs/diagnostics.md",
+        "vit_confirmatory",
+        "measured Mixup Pause - always Mixup {pp:summary.primary.mean_diff} {ci:summary.primary.ci95} pp, and in the "
+        "same runs no Mixup did better still (Mixup Pause - no Mixup "
+        "{pp:summary.secondary.pause_metric-none.mean_diff} {ci:summary.secondary.pause_metric-none.ci95} pp",
+    ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
     (
         "docs/benchmarks.md",
