@@ -125,6 +125,8 @@ def test_the_docs_tables_are_the_generated_tables():
     assert C.docs_section(DOCS / "timeseries.md", "ucr_hlr") == "\n" + (RESULTS / "ucr_hlr.md").read_text()
     confirmatory = (RESULTS / "vit_confirmatory.md").read_text().split("\n", 1)[1].strip()
     assert C.docs_section(DOCS / "benchmarks.md", "vit_confirmatory") == f"\n{confirmatory}\n"
+    oos = (RESULTS / "finder_oos.md").read_text().split("\n", 1)[1].strip()
+    assert C.docs_section(DOCS / "diagnostics.md", "finder_oos") == f"\n{oos}\n"
     # docs/diagnostics.md: the ViT sweep (with its plot), the finder check and the diagnostics' overhead
     vit = (RESULTS / "vit_period.md").read_text().split("\n", 1)[1].strip()
     assert (

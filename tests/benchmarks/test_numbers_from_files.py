@@ -223,6 +223,24 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "same runs no Mixup did better still (Mixup Pause - no Mixup "
         "{pp:summary.secondary.pause_metric-none.mean_diff} {ci:summary.secondary.pause_metric-none.ci95} pp",
     ),
+    (
+        "docs/diagnostics.md",
+        "finder_oos",
+        "Mixup Pause beat always Mixup by {pp:summary.difference.mean_diff} {ci:summary.difference.ci95} pp, "
+        "{int:summary.difference.pairs_better} of 3 seeds: **yes**",
+    ),
+    (
+        "README.md",
+        "finder_oos",
+        "always-Mixup by {pp:summary.difference.mean_diff} {ci:summary.difference.ci95} pp in "
+        "{int:summary.difference.pairs_better} of 3 seeds",
+    ),
+    (
+        "docs/benchmarks.md",
+        "finder_oos",
+        "always Mixup {pp:summary.difference.mean_diff} {ci:summary.difference.ci95} "
+        "({int:summary.difference.pairs_better}:{int:summary.difference.pairs_worse} seeds): yes",
+    ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
     (
         "docs/benchmarks.md",

@@ -36,6 +36,15 @@ def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
 
 
+#: results written by another script's mode (the header names the script): the script whose MEASURES apply
+SCRIPT_OF = {"finder_oos": "finder_check"}
+
+
+def measures_of(name: str) -> tuple[str, ...]:
+    """The measured paths of the script that wrote ``<name>.json``."""
+    return importlib.import_module(SCRIPT_OF.get(name, name)).MEASURES
+
+
 def commit_of(name: str) -> str:
     """The full commit a saved full result ran at."""
     return json.loads((RESULTS / f"{name}.json").read_text())["header"]["git"]["commit"]
@@ -63,7 +72,7 @@ def stale() -> dict[str, str]:
         commit = commit_of(name)
         if _git("cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
             continue
-        if measured_changes(commit, importlib.import_module(name).MEASURES):
+        if measured_changes(commit, measures_of(name)):
             found[name] = commit[:7]
     return found
 
@@ -97,7 +106,7 @@ def test_a_stale_result_is_marked_wherever_the_docs_cite_it(name):
     unmarked = [f"{page}: {unit[:160]}" for page, unit in cites if f"measured at {commit[:7]}, before " not in unit]
     assert not unmarked, (
         f"benchmarks/results/{name}.json ran at {commit[:7]} and its measured code changed since "
-        f"({measured_changes(commit, importlib.import_module(name).MEASURES)[:5]} ...); "
+        f"({measured_changes(commit, measures_of(name))[:5]} ...); "
         f"say 'measured at {commit[:7]}, before <what changed>' where it is cited:\n" + "\n".join(unmarked)
     )
 
