@@ -241,6 +241,11 @@ QUOTED: tuple[tuple[str, str, str], ...] = (
         "always Mixup {pp:summary.difference.mean_diff} {ci:summary.difference.ci95} "
         "({int:summary.difference.pairs_better}:{int:summary.difference.pairs_worse} seeds): yes",
     ),
+    (
+        "docs/benchmarks.md",
+        "llm_hlr",
+        "a plain transformers + peft loop {f3:step_time.ratio.mean} {fci3:step_time.ratio.ci95} per step",
+    ),
     # docs/benchmarks.md, At a glance and the prose around the generated tables
     (
         "docs/benchmarks.md",
