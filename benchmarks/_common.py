@@ -247,13 +247,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], level: float = 0.9
 
     ``sign`` is ``"+"`` when the interval lies above 0, ``"-"`` below 0, ``"0"`` when it contains 0.
     """
-    from scipy import stats
-
     d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     mean, lo, hi = t_interval(d, level)
-    p = math.nan
-    if d.size >= 2 and np.any(d != d[0]):
-        p = float(stats.ttest_1samp(d, 0.0).pvalue)
+    p = _raw_p(d)
     sign = "0" if math.isnan(lo) or lo <= 0 <= hi else ("+" if lo > 0 else "-")
     return {
         "n": int(d.size),

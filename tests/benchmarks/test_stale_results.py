@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from functools import cache
+from pathlib import Path
 
 import pytest
 from docs_prose import RESULTS, ROOT, pages, units
@@ -36,18 +37,21 @@ def _git(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
 
 
-#: results written by another script's mode (the header names the script): the script whose MEASURES apply
-SCRIPT_OF = {"finder_oos": "finder_check"}
+@cache
+def header_of(name: str) -> dict:
+    """The header of ``<name>.json``: the script that wrote it and the commit it ran at."""
+    return json.loads((RESULTS / f"{name}.json").read_text())["header"]
 
 
 def measures_of(name: str) -> tuple[str, ...]:
-    """The measured paths of the script that wrote ``<name>.json``."""
-    return importlib.import_module(SCRIPT_OF.get(name, name)).MEASURES
+    """The measured paths of the script that wrote ``<name>.json`` (its header names it: ``finder_oos.json`` comes
+    from ``finder_check.py --out-of-sample``)."""
+    return importlib.import_module(Path(header_of(name)["script"]).stem).MEASURES
 
 
 def commit_of(name: str) -> str:
     """The full commit a saved full result ran at."""
-    return json.loads((RESULTS / f"{name}.json").read_text())["header"]["git"]["commit"]
+    return header_of(name)["git"]["commit"]
 
 
 def measured_changes(commit: str, measures: tuple[str, ...]) -> list[str]:
